@@ -1,0 +1,3 @@
+from heisttrace.cli import main
+
+main()

@@ -1,0 +1,43 @@
+"""The `heisttrace` command. It only parses arguments and delegates to the packages.
+
+One module per command group keeps this folder in step with the data flow.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from heisttrace.cli import ledger
+from heisttrace.cli.common import err_console
+from heisttrace.errors import HeisttraceError
+from heisttrace.ledger.workspace import WorkspaceError
+
+app = typer.Typer(
+    name="heisttrace",
+    help="Follow stolen cryptocurrency from the theft to where it ends up.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Follow stolen cryptocurrency from the theft to where it ends up, and account for it.
+
+    Typical run: ingest chain data, import labels, trace a theft, read the summary.
+    """
+
+
+app.command()(ledger.flows)
+
+
+def main() -> None:
+    """Entry point: known errors become one clear line and exit code 1, never a traceback."""
+    try:
+        app()
+    except (HeisttraceError, WorkspaceError) as exc:
+        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        sys.exit(1)

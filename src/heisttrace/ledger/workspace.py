@@ -1,0 +1,163 @@
+"""The workspace: a folder holding one DuckDB database; no server.
+
+Every write goes through `Workspace.transaction()`, so an import either lands whole or not at
+all, and flows are keyed by (chain, tx_hash, ordinal), so importing the same data twice adds
+nothing. Later stages (labels, trace results, cases) keep their tables in the same database,
+so one commit can cover a batch of flows and the checkpoint that records it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from heisttrace.ledger.schema import FLOW_COLUMNS, FLOW_SCHEMA
+
+DEFAULT_WORKSPACE = "heisttrace-workspace"
+DB_FILE = "heisttrace.duckdb"
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS flows (
+    chain VARCHAR NOT NULL, block BIGINT NOT NULL, time BIGINT NOT NULL, ordinal BIGINT NOT NULL,
+    tx_hash VARCHAR NOT NULL, src VARCHAR NOT NULL, dst VARCHAR NOT NULL, asset VARCHAR NOT NULL,
+    amount_out VARCHAR NOT NULL, amount_in VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+    dst_chain VARCHAR, dst_asset VARCHAR
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    chain VARCHAR NOT NULL, address VARCHAR NOT NULL, symbol VARCHAR, name VARCHAR,
+    decimals INTEGER, source VARCHAR, PRIMARY KEY (chain, address)
+);
+CREATE TABLE IF NOT EXISTS imports (
+    imported_at TIMESTAMP DEFAULT current_timestamp, source VARCHAR, detail VARCHAR, rows BIGINT
+);
+CREATE TABLE IF NOT EXISTS checkpoints (name VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS labels (
+    chain VARCHAR NOT NULL, address VARCHAR NOT NULL, entity VARCHAR, category VARCHAR,
+    source VARCHAR NOT NULL, confidence INTEGER, actor VARCHAR,
+    heuristic BOOLEAN DEFAULT false, evidence VARCHAR
+);
+"""
+
+
+class WorkspaceError(Exception):
+    """A workspace that cannot be opened or used; the message says why."""
+
+
+class Workspace:
+    """A folder with the DuckDB database of one investigation (or many cases)."""
+
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection) -> None:
+        self.path = path
+        self.con = con
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All or nothing: any exception inside rolls every write back."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    # -- flows -----------------------------------------------------------------------------
+    def add_flows(self, table: pa.Table) -> int:
+        """Append flows not already present (same chain, tx_hash, ordinal); returns how many.
+
+        Call inside `transaction()` to tie the flows to other writes of the same batch.
+        """
+        if table.num_rows == 0:
+            return 0
+        table = table.select(FLOW_COLUMNS).cast(FLOW_SCHEMA)
+        self.con.register("_new_flows", table)
+        try:
+            before = self.count_flows()
+            self.con.execute(
+                """
+                INSERT INTO flows
+                SELECT DISTINCT ON (n.chain, n.tx_hash, n.ordinal) n.*
+                FROM _new_flows n
+                ANTI JOIN flows f
+                  ON f.chain = n.chain AND f.tx_hash = n.tx_hash AND f.ordinal = n.ordinal
+                """
+            )
+            return self.count_flows() - before
+        finally:
+            self.con.unregister("_new_flows")
+
+    def count_flows(self) -> int:
+        return int(self.con.execute("SELECT count(*) FROM flows").fetchone()[0])  # type: ignore[index]
+
+    def flows(
+        self, address: str | None = None, tx: str | None = None, limit: int | None = None
+    ) -> pa.Table:
+        """Flows touching an address and/or of one transaction, in ledger order."""
+        where, params = [], []
+        if address:
+            where.append("(src = ? OR dst = ?)")
+            params += [address.lower(), address.lower()]
+        if tx:
+            where.append("tx_hash = ?")
+            params.append(tx.lower())
+        sql = "SELECT * FROM flows"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY time, chain, block, ordinal"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return self.con.execute(sql, params).fetch_arrow_table()
+
+    # -- small state -----------------------------------------------------------------------
+    def checkpoint(self, name: str) -> str | None:
+        row = self.con.execute("SELECT value FROM checkpoints WHERE name = ?", [name]).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_checkpoint(self, name: str, value: str) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", [name, value]
+        )
+
+    def record_import(self, source: str, detail: str, rows: int) -> None:
+        self.con.execute(
+            "INSERT INTO imports (source, detail, rows) VALUES (?, ?, ?)", [source, detail, rows]
+        )
+
+
+def workspace_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The workspace folder: the argument, else $HEISTTRACE_WORKSPACE, else the default."""
+    return Path(path or os.environ.get("HEISTTRACE_WORKSPACE") or DEFAULT_WORKSPACE)
+
+
+def open_workspace(
+    path: str | os.PathLike[str] | None = None, *, create: bool = True, read_only: bool = False
+) -> Workspace:
+    """Open (and by default create) a workspace folder."""
+    folder = workspace_path(path)
+    db = folder / DB_FILE
+    if not db.exists():
+        if not create or read_only:
+            raise WorkspaceError(f"no workspace at {folder} (expected {db})")
+        folder.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(db), read_only=read_only)
+    except duckdb.Error as exc:
+        raise WorkspaceError(f"cannot open workspace {folder}: {exc}") from exc
+    if not read_only:
+        con.execute(_DDL)
+    return Workspace(folder, con)
