@@ -1,11 +1,19 @@
-"""`heisttrace ingest …`: import chain data into the workspace."""
+"""`heisttrace ingest …`: import chain data into the workspace.
+
+Each source has its own module adding its subcommand, so sources stay independent.
+"""
 
 from __future__ import annotations
 
 import typer
 
+from heisttrace.cli import ingest_bitcoin, ingest_files, ingest_rpc
+
 app = typer.Typer(help="Import chain data (CSV exports, explorer JSON, a node) into the workspace.",
                   no_args_is_help=True)
+
+for _module in (ingest_files, ingest_rpc, ingest_bitcoin):
+    _module.register(app)
 
 
 def register(root: typer.Typer) -> None:

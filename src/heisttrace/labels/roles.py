@@ -1,7 +1,8 @@
 """What the engine does with a label: the category -> role table, which is data, not code.
 
 Roles: `cash_out`, `dark`, `conversion`, `parked`, `frozen` stop or convert taint; `thief`
-follows on. Users override the table with their own CSV (`category,role`).
+follows on; `ignore` (spam, address poisoning) is never followed: the engine drops every flow
+whose asset or counterparty carries it. Users override the table with their own CSV (`category,role`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ import pyarrow as pa
 
 from heisttrace.ledger.workspace import Workspace
 
-ROLES: tuple[str, ...] = ("cash_out", "dark", "conversion", "parked", "frozen", "thief")
+ROLES: tuple[str, ...] = (
+    "cash_out", "dark", "conversion", "parked", "frozen", "thief", "ignore"
+)
 
 # When two labels of an address are equally confident, the more final role wins.
-ROLE_PRECEDENCE: tuple[str, ...] = ("frozen", "dark", "cash_out", "parked", "conversion", "thief")
+ROLE_PRECEDENCE: tuple[str, ...] = (
+    "ignore", "frozen", "dark", "cash_out", "parked", "conversion", "thief"
+)
 
 
 def load_role_map(path: Path | None = None) -> dict[str, str]:

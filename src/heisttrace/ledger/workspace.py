@@ -41,6 +41,21 @@ CREATE TABLE IF NOT EXISTS labels (
     source VARCHAR NOT NULL, confidence INTEGER, actor VARCHAR,
     heuristic BOOLEAN DEFAULT false, evidence VARCHAR
 );
+-- Raw event logs the conversions stage needs (swaps, bridge deposits, blacklists): only
+-- logs whose topic0 is in schema.WATCHED_TOPICS are kept, not every log of the chain.
+CREATE TABLE IF NOT EXISTS evm_logs (
+    chain VARCHAR NOT NULL, block BIGINT NOT NULL, time BIGINT NOT NULL, tx_hash VARCHAR NOT NULL,
+    log_index BIGINT NOT NULL, address VARCHAR NOT NULL, topic0 VARCHAR NOT NULL,
+    topics VARCHAR[], data VARCHAR
+);
+-- Raw flows that a conversion flow (swap, bridge) replaces; the engine reads `ledger`.
+CREATE TABLE IF NOT EXISTS superseded (
+    chain VARCHAR NOT NULL, tx_hash VARCHAR NOT NULL, ordinal BIGINT NOT NULL
+);
+CREATE OR REPLACE VIEW ledger AS
+    SELECT f.* FROM flows f
+    ANTI JOIN superseded s
+      ON s.chain = f.chain AND s.tx_hash = f.tx_hash AND s.ordinal = f.ordinal;
 """
 
 
