@@ -48,6 +48,11 @@ CREATE TABLE IF NOT EXISTS evm_logs (
     log_index BIGINT NOT NULL, address VARCHAR NOT NULL, topic0 VARCHAR NOT NULL,
     topics VARCHAR[], data VARCHAR
 );
+-- Transaction memos (Bitcoin OP_RETURN text, THORChain memos seen elsewhere) for bridge matching.
+CREATE TABLE IF NOT EXISTS tx_memos (
+    chain VARCHAR NOT NULL, block BIGINT NOT NULL, time BIGINT NOT NULL, tx_hash VARCHAR NOT NULL,
+    memo VARCHAR NOT NULL
+);
 -- Raw flows that a conversion flow (swap, bridge) replaces; the engine reads `ledger`.
 CREATE TABLE IF NOT EXISTS superseded (
     chain VARCHAR NOT NULL, tx_hash VARCHAR NOT NULL, ordinal BIGINT NOT NULL
