@@ -23,7 +23,7 @@ def recording_key(method: str, params: list[Any]) -> str:
     parts: list[str] = [method]
     for p in params:
         if isinstance(p, dict):
-            for k, v in p.items():
+            for k, v in sorted(p.items()):
                 parts += [str(k), str(v)]
         elif isinstance(p, bool):
             parts.append("true" if p else "false")
@@ -75,3 +75,75 @@ def test_replay_answers_recorded_block_and_refuses_unknown() -> None:
         assert block["number"] == "0xb872"
         with pytest.raises(RpcError, match="eth_getBalance"):
             client.call("eth_getBalance", ["0x0", "latest"])
+
+
+# -- token metadata from recorded eth_call answers --------------------------------------------
+@pytest.mark.parametrize("case", ["token_with_alternative_return_type", "token_with_invalid_data"])
+def test_token_metadata_matches_etl(case: str) -> None:
+    import csv
+
+    from heisttrace.sources.rpc import fetch_token_info
+
+    folder = ETL_FIXTURES / "test_export_tokens_job" / case
+    expected = next(csv.DictReader((folder / "expected_tokens.csv").open()))
+    with replay_client(folder) as client:
+        [info] = fetch_token_info(client, [expected["address"]])
+    assert info.symbol == (expected["symbol"] or None)
+    assert info.name == (expected["name"] or None)
+    assert str(info.decimals) == expected["decimals"]
+
+
+def test_token_metadata_of_a_contract_without_the_functions_is_empty() -> None:
+    from heisttrace.sources.rpc import fetch_token_info
+
+    folder = ETL_FIXTURES / "test_export_tokens_job" / "token_with_invalid_data"
+    with replay_client(folder) as client:  # no recording for this address: the node refuses
+        [info] = fetch_token_info(client, ["0x" + "ab" * 20])
+    assert (info.symbol, info.name, info.decimals) == (None, None, None)
+
+
+# -- a whole ingest from recorded mainnet answers ----------------------------------------------
+def test_ingest_replayed_mainnet_block_without_block_receipts(workspace) -> None:
+    """Block 483920 (0x76250): the recording has no eth_getBlockReceipts, so the importer
+    falls back to per-transaction receipts; its tables equal etl's CSVs of the same block."""
+    import csv
+
+    from heisttrace.sources import rpc as rpc_mod
+
+    blocks = ETL_FIXTURES / "test_export_blocks_job" / "block_with_logs"
+    receipts = ETL_FIXTURES / "test_export_receipts_job" / "receipts_with_logs"
+    transport = ReplayTransport(blocks, receipts)
+    transport.answers["eth_blocknumber"] = {"result": hex(0x76250)}
+    captured = []
+    real_store = rpc_mod.store_batch
+
+    def spy(ws, batch, chain="ethereum"):
+        captured.append(batch)
+        return real_store(ws, batch, chain)
+
+    rpc_mod.store_batch = spy
+    try:
+        client = RpcClient("http://replay.invalid", transport=transport)
+        report = rpc_mod.ingest_rpc(workspace, "http://replay.invalid", 0x76250, 0x76250,
+                                    trace_method="none", client=client)
+    finally:
+        rpc_mod.store_batch = real_store
+    assert report.receipts_method == "eth_getTransactionReceipt"
+    assert report.blocks == 1 and report.transactions == 4
+    [batch] = captured
+    def rows(table, path):
+        want = list(csv.DictReader(path.open()))
+        common = [c for c in table.column_names if c in want[0]]
+        got = [{c: "" if r[c] is None else r[c] for c in common} for r in table.to_pylist()]
+        return got, [{c: r[c] for c in common} for r in want]
+    got, want = rows(batch.transactions, blocks / "expected_transactions.csv")
+    assert got == want
+    got, want = rows(batch.receipts, receipts / "expected_receipts.csv")
+    key = lambda r: r["transaction_hash"]
+    for g, w in zip(sorted(got, key=key), sorted(want, key=key), strict=True):
+        assert g == w
+    got, want = rows(batch.logs, receipts / "expected_logs.csv")
+    assert got == want
+    assert batch.token_transfers.num_rows == len(want) == 2
+    assert workspace.checkpoint("rpc:ethereum:http://replay.invalid") == str(0x76250)
+    assert workspace.count_flows() == report.flows_added > 0

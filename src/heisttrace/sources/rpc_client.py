@@ -109,18 +109,28 @@ class RpcClient:
         """One call; returns its `result` (which may be None, e.g. a block past the head)."""
         return self.batch([(method, params)])[0]
 
-    def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        """Many calls, sent `batch_size` at a time; results in the order of `calls`."""
+    def batch(
+        self, calls: Sequence[tuple[str, Sequence[Any]]], errors: str = "raise"
+    ) -> list[Any]:
+        """Many calls, sent `batch_size` at a time; results in the order of `calls`.
+
+        With `errors="return"` a call the node refuses for good yields its `RpcError` in
+        place of a result instead of failing the batch (eth_call on a contract that lacks
+        the function is normal, not an error of the import).
+        """
         results: list[Any] = []
         for start in range(0, len(calls), self.batch_size):
-            results.extend(self._send_with_retries(calls[start : start + self.batch_size]))
+            chunk = calls[start : start + self.batch_size]
+            results.extend(self._send_with_retries(chunk, errors == "return"))
         return results
 
-    def _send_with_retries(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+    def _send_with_retries(
+        self, calls: Sequence[tuple[str, Sequence[Any]]], keep_errors: bool
+    ) -> list[Any]:
         methods = ", ".join(sorted({m for m, _ in calls}))
         for attempt in range(self.retries + 1):
             try:
-                return self._send(calls)
+                return self._send(calls, keep_errors)
             except _Transient as exc:
                 if attempt == self.retries:
                     raise RpcError(
@@ -129,7 +139,7 @@ class RpcClient:
                 self._sleep(min(self.max_backoff, self.backoff * 2**attempt))
         raise AssertionError("unreachable")
 
-    def _send(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+    def _send(self, calls: Sequence[tuple[str, Sequence[Any]]], keep_errors: bool) -> list[Any]:
         ids = [next(self._ids) for _ in calls]
         payload = [
             {"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
@@ -169,7 +179,11 @@ class RpcClient:
             if error:
                 if is_transient_error(error):
                     raise _Transient(f"{method}: {error.get('message')}")
-                raise RpcError(self.url, method, str(error.get("message")), error.get("code"))
+                failure = RpcError(self.url, method, str(error.get("message")), error.get("code"))
+                if keep_errors:
+                    results.append(failure)
+                    continue
+                raise failure
             results.append(item.get("result"))
         return results
 
