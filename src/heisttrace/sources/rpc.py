@@ -124,8 +124,16 @@ def ingest_rpc(
         total = to_block - start + 1
         for window_start in range(start, to_block + 1, batch_blocks):
             window_end = min(to_block, window_start + batch_blocks - 1)
-            batch, n_txs = fetcher.window(window_start, window_end)
-            tokens = _new_tokens(ws, rpc, chain, batch)
+            try:
+                batch, n_txs = fetcher.window(window_start, window_end)
+                tokens = _new_tokens(ws, rpc, chain, batch)
+            except RpcError as exc:
+                done_to = report.checkpoint if report.checkpoint is not None else done
+                raise HeisttraceError(
+                    f"{exc}; while fetching blocks {window_start}-{window_end}. "
+                    + (f"Blocks up to {done_to} are committed; run again to resume."
+                       if done_to is not None else "Nothing was committed.")
+                ) from exc
             with ws.transaction():
                 added = store_batch(ws, batch, chain)
                 _store_tokens(ws, chain, tokens)

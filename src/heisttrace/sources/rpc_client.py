@@ -205,7 +205,7 @@ class RpcClient:
                 self.call(method, params)
             except RpcError as exc:
                 if is_method_missing(exc):
-                    tried.append(f"{method}: {exc}")
+                    tried.append(f"{method} answered code {exc.code}")
                     continue
                 raise
             self._trace_method = method
@@ -214,5 +214,6 @@ class RpcClient:
             self.url,
             f"{DEBUG_TRACE} / {PARITY_TRACE}",
             "the node serves neither block-tracing method, so internal transfers cannot be "
-            "read; use an archive node with the debug or trace API. " + "; ".join(tried),
+            "read (" + ", ".join(tried) + "); use a node with the debug or trace API, or "
+            "--traces none to import without internal transfers",
         )
