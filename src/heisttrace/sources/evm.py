@@ -645,3 +645,35 @@ def store_batch(ws, batch: EvmBatch, chain: str = "ethereum") -> int:  # type: i
     finally:
         for name in registered:
             con.unregister(name)
+
+
+@dataclass
+class IngestReport:
+    """What one import did; the CLI prints it, `--json` prints `as_dict()`."""
+
+    source: str
+    detail: str
+    flows_seen: int = 0
+    flows_added: int = 0
+    logs_added: int = 0
+    tokens_added: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        """Flows of the input already in the workspace (or repeated inside the input)."""
+        return self.flows_seen - self.flows_added
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "detail": self.detail,
+            "flows_seen": self.flows_seen,
+            "flows_added": self.flows_added,
+            "duplicates": self.duplicates,
+            "logs_added": self.logs_added,
+            "tokens_added": self.tokens_added,
+            "seconds": round(self.seconds, 3),
+            "warnings": self.warnings,
+        }
