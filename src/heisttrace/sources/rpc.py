@@ -18,6 +18,7 @@ from heisttrace.errors import HeisttraceError, InputError
 from heisttrace.ledger.workspace import Workspace
 from heisttrace.sources import node_json as nj
 from heisttrace.sources.evm import EvmBatch, store_batch
+from heisttrace.sources.tokens import store_tokens
 from heisttrace.sources.rpc_client import (
     DEBUG_TRACE,
     PARITY_TRACE,
@@ -136,13 +137,13 @@ def ingest_rpc(
                 ) from exc
             with ws.transaction():
                 added = store_batch(ws, batch, chain)
-                _store_tokens(ws, chain, tokens)
+                new_tokens = _store_tokens(ws, chain, tokens)
                 ws.set_checkpoint(name, str(window_end))
                 ws.record_import("rpc", f"{url} {chain} blocks {window_start}-{window_end}", added)
             report.blocks += window_end - window_start + 1
             report.transactions += n_txs
             report.flows_added += added
-            report.tokens_added += len(tokens)
+            report.tokens_added += new_tokens
             report.checkpoint = window_end
             if progress:
                 progress(report.blocks, total)
@@ -317,10 +318,13 @@ def _new_tokens(ws: Workspace, rpc: RpcClient, chain: str, batch: EvmBatch) -> l
     if batch.token_transfers is None or batch.token_transfers.num_rows == 0:
         return []
     seen = sorted(set(batch.token_transfers.column("token_address").to_pylist()) - {None})
+    # Tokens known with both symbol and decimals are not asked again; a CSV import that
+    # left them empty gets them filled from the node.
     known = {
         row[0]
         for row in ws.con.execute(
-            "SELECT address FROM tokens WHERE chain = ? AND address IN (SELECT unnest(?))",
+            "SELECT address FROM tokens WHERE chain = ? AND address IN (SELECT unnest(?)) "
+            "AND symbol IS NOT NULL AND decimals IS NOT NULL",
             [chain, seen],
         ).fetchall()
     }
@@ -328,10 +332,8 @@ def _new_tokens(ws: Workspace, rpc: RpcClient, chain: str, batch: EvmBatch) -> l
     return fetch_token_info(rpc, todo) if todo else []
 
 
-def _store_tokens(ws: Workspace, chain: str, tokens: list[TokenInfo]) -> None:
-    for t in tokens:
-        ws.con.execute(
-            "INSERT OR IGNORE INTO tokens (chain, address, symbol, name, decimals, source) "
-            "VALUES (?, ?, ?, ?, ?, 'rpc')",
-            [chain, t.address, t.symbol, t.name, t.decimals],
-        )
+def _store_tokens(ws: Workspace, chain: str, tokens: list[TokenInfo]) -> int:
+    """Upsert through the shared token store, which never blanks a known value."""
+    rows = [{"address": t.address, "symbol": t.symbol, "name": t.name, "decimals": t.decimals}
+            for t in tokens]
+    return store_tokens(ws, rows, chain=chain, source="rpc")
