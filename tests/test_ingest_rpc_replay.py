@@ -33,35 +33,95 @@ def recording_key(method: str, params: list[Any]) -> str:
 
 
 class ReplayTransport(httpx.BaseTransport):
-    """An httpx transport answering JSON-RPC requests from recorded response files."""
+    """An httpx transport answering JSON-RPC requests from recorded response files.
 
-    def __init__(self, *folders: Path) -> None:
+    Methods the recording did not use are derived from what it has, where possible:
+    `eth_blockNumber` (the highest recorded block) and `eth_getBlockReceipts` (the block's
+    recorded per-transaction receipts); set `derive=False` to refuse them instead.
+    """
+
+    def __init__(self, *folders: Path, derive: bool = False) -> None:
         self.answers: dict[str, Any] = {}
         self.calls: list[str] = []
+        self.derive = derive
         for folder in folders:
             for path in folder.glob("web3_response.*.json"):
                 key = path.name.removeprefix("web3_response.").removesuffix(".json").lower()
                 self.answers[key] = json.loads(path.read_text())
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
+    def answer_body(self, content: bytes) -> bytes:
+        body = json.loads(content)
         single = isinstance(body, dict)
-        out = []
-        for item in [body] if single else body:
-            key = recording_key(item["method"], item.get("params", []))
-            self.calls.append(key)
-            recorded = self.answers.get(key)
-            if recorded is None:
-                answer = {"jsonrpc": "2.0", "id": item["id"],
-                          "error": {"code": -32601, "message": f"the method {item['method']} does not exist/is not available"}}
-            else:
-                answer = {"jsonrpc": "2.0", "id": item["id"]}
-                if "error" in recorded:
-                    answer["error"] = recorded["error"]
-                else:
-                    answer["result"] = recorded.get("result")
-            out.append(answer)
-        return httpx.Response(200, json=out[0] if single else out)
+        out = [self.answer(item) for item in ([body] if single else body)]
+        return json.dumps(out[0] if single else out).encode()
+
+    def answer(self, item: dict[str, Any]) -> dict[str, Any]:
+        key = recording_key(item["method"], item.get("params", []))
+        self.calls.append(key)
+        recorded = self.answers.get(key)
+        if recorded is None and self.derive:
+            recorded = self._derived(item["method"], item.get("params", []))
+        answer: dict[str, Any] = {"jsonrpc": "2.0", "id": item["id"]}
+        if recorded is None:
+            answer["error"] = {"code": -32601,
+                               "message": f"the method {item['method']} does not exist/is not available"}
+        elif "error" in recorded:
+            answer["error"] = recorded["error"]
+        else:
+            answer["result"] = recorded.get("result")
+        return answer
+
+    def _derived(self, method: str, params: list[Any]) -> dict[str, Any] | None:
+        blocks = [v["result"] for k, v in self.answers.items()
+                  if k.startswith("eth_getblockbynumber_") and v.get("result")]
+        if method == "eth_blockNumber" and blocks:
+            return {"result": hex(max(int(b["number"], 16) for b in blocks))}
+        if method == "eth_getBlockReceipts":
+            block = self.answers.get(f"eth_getblockbynumber_{params[0]}_true".lower(), {}).get("result")
+            if block is None:
+                return None
+            receipts = [self.answers.get(f"eth_gettransactionreceipt_{tx['hash']}".lower())
+                        for tx in block["transactions"]]
+            if any(r is None for r in receipts):
+                return None
+            return {"result": [r["result"] for r in receipts]}
+        return None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=self.answer_body(request.content),
+                              headers={"Content-Type": "application/json"})
+
+
+class ReplayServer:
+    """The replay behind a real HTTP server on 127.0.0.1, for end-to-end runs and the CLI."""
+
+    def __init__(self, *folders: Path) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        self.replay = ReplayTransport(*folders, derive=True)
+        replay = self.replay
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                payload = replay.answer_body(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def replay_client(*folders: Path, **kwargs: Any) -> RpcClient:
@@ -112,7 +172,7 @@ def test_ingest_replayed_mainnet_block_without_block_receipts(workspace) -> None
 
     blocks = ETL_FIXTURES / "test_export_blocks_job" / "block_with_logs"
     receipts = ETL_FIXTURES / "test_export_receipts_job" / "receipts_with_logs"
-    transport = ReplayTransport(blocks, receipts)
+    transport = ReplayTransport(blocks, receipts)  # no derived eth_getBlockReceipts
     transport.answers["eth_blocknumber"] = {"result": hex(0x76250)}
     captured = []
     real_store = rpc_mod.store_batch
@@ -147,3 +207,43 @@ def test_ingest_replayed_mainnet_block_without_block_receipts(workspace) -> None
     assert batch.token_transfers.num_rows == len(want) == 2
     assert workspace.checkpoint("rpc:ethereum:http://replay.invalid") == str(0x76250)
     assert workspace.count_flows() == report.flows_added > 0
+
+
+def test_rpc_and_etl_csvs_of_the_same_block_give_the_same_flows(tmp_path: Path) -> None:
+    """Mainnet block 483920 through a local HTTP server answering from the recorded node
+    responses, against `ingest etl` on the CSVs ethereum-etl made from the same responses."""
+    from heisttrace.ledger import open_workspace
+    from heisttrace.sources.etl import ingest_etl
+    from heisttrace.sources.rpc import ingest_rpc
+
+    res = ETL_FIXTURES
+    csvs = tmp_path / "etl"
+    csvs.mkdir()
+    for name, source in {
+        "blocks.csv": res / "test_export_blocks_job/block_with_logs/expected_blocks.csv",
+        "transactions.csv": res / "test_export_blocks_job/block_with_logs/expected_transactions.csv",
+        "receipts.csv": res / "test_export_receipts_job/receipts_with_logs/expected_receipts.csv",
+        "logs.csv": res / "test_export_receipts_job/receipts_with_logs/expected_logs.csv",
+        "token_transfers.csv":
+            res / "test_export_token_transfers_job/block_with_transfers/expected_token_transfers.csv",
+    }.items():
+        (csvs / name).symlink_to(source)
+    server = ReplayServer(res / "test_export_blocks_job/block_with_logs",
+                          res / "test_export_receipts_job/receipts_with_logs")
+    try:
+        with open_workspace(tmp_path / "rpc") as ws_rpc, open_workspace(tmp_path / "etl-ws") as ws_etl:
+            report = ingest_rpc(ws_rpc, server.url, 0x76250, 0x76250, trace_method="none")
+            ingest_etl(ws_etl, csvs)
+            sql = "SELECT * FROM flows ORDER BY tx_hash, ordinal"
+            rpc_flows = ws_rpc.con.execute(sql).fetchall()
+            etl_flows = ws_etl.con.execute(sql).fetchall()
+            logs_sql = "SELECT * FROM evm_logs ORDER BY tx_hash, log_index"
+            assert ws_rpc.con.execute(logs_sql).fetchall() == ws_etl.con.execute(logs_sql).fetchall()
+    finally:
+        server.close()
+    assert report.receipts_method == "eth_getBlockReceipts"  # derived by the server
+    assert rpc_flows == etl_flows
+    kinds = sorted({f[10] for f in rpc_flows})
+    assert kinds == ["fee", "native", "token"] or kinds == ["fee", "token"]
+    # Four transactions, each with a fee of gas_used * price, wei for wei as the CSV says.
+    assert sum(1 for f in rpc_flows if f[10] == "fee") == 4
