@@ -247,3 +247,73 @@ def test_rpc_and_etl_csvs_of_the_same_block_give_the_same_flows(tmp_path: Path) 
     assert kinds == ["fee", "native", "token"] or kinds == ["fee", "token"]
     # Four transactions, each with a fee of gas_used * price, wei for wei as the CSV says.
     assert sum(1 for f in rpc_flows if f[10] == "fee") == 4
+
+
+@pytest.mark.parametrize("field,value,expect", [
+    ("value", "0xnothex", r"block 47218.*malformed node answer"),
+    ("from", "0x1234", r"blocks 47218-47218 \(transactions\).*from_address"),
+])
+def test_malformed_node_json_is_a_clear_error_and_changes_nothing(workspace, field, value, expect) -> None:
+    from heisttrace.errors import InputError
+    from heisttrace.sources.rpc import ingest_rpc
+
+    folder = ETL_FIXTURES / "test_export_blocks_job" / "blocks_with_transactions"
+    transport = ReplayTransport(folder, derive=True)
+    block = transport.answers["eth_getblockbynumber_0xb872_true"]["result"]
+    block["transactions"][1][field] = value
+    # No receipts or traces were recorded for these blocks: serve empty-but-valid ones.
+    transport.answers["eth_getblockreceipts_0xb872"] = {"result": [
+        {"transactionHash": tx["hash"], "transactionIndex": tx["transactionIndex"],
+         "blockNumber": "0xb872", "gasUsed": "0x5208", "effectiveGasPrice": tx["gasPrice"],
+         "status": "0x1", "logs": []} for tx in block["transactions"]]}
+    transport.answers["trace_block_0xb872"] = {"result": []}
+    client = RpcClient("http://replay.invalid", transport=transport)
+    with pytest.raises(InputError, match=expect) as err:
+        ingest_rpc(workspace, "http://replay.invalid", 0xB872, 0xB872, trace_method="trace_block",
+                   client=client)
+    assert "http://replay.invalid" in str(err.value)
+    assert workspace.count_flows() == 0
+    assert workspace.checkpoint("rpc:ethereum:http://replay.invalid") is None
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _as_etl_text(value: Any) -> str | None:
+    if value is None or value == []:  # etl's CSV writes both as an empty field
+        return None
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)
+
+
+def test_streamed_blocks_match_etls_enriched_stream_output(workspace) -> None:
+    """Blocks 1755634-1755635 (etl's stream test): transactions enriched with their receipts,
+    logs and token transfers equal etl's stream output, column by column."""
+    from heisttrace.sources import rpc as rpc_mod
+
+    folder = ETL_FIXTURES / "test_stream" / "blocks_1755634_1755635"
+    captured = []
+    real_store = rpc_mod.store_batch
+    rpc_mod.store_batch = lambda ws, batch, chain="ethereum": captured.append(batch) or real_store(ws, batch, chain)
+    try:
+        client = RpcClient("http://replay.invalid", transport=ReplayTransport(folder, derive=True))
+        report = rpc_mod.ingest_rpc(workspace, "http://replay.invalid", 1755634, 1755635,
+                                    trace_method="none", client=client)
+    finally:
+        rpc_mod.store_batch = real_store
+    [batch] = captured
+    assert report.blocks == 2 and report.transactions == 2
+    for table, name in [(batch.transactions, "expected_transactions.json"),
+                        (batch.logs, "expected_logs.json"),
+                        (batch.token_transfers, "expected_token_transfers.json"),
+                        (batch.blocks, "expected_blocks.json")]:
+        expected = _json_lines(folder / name)
+        got = table.to_pylist()
+        assert len(got) == len(expected) > 0, name
+        columns = [c for c in table.column_names if c in expected[0]]
+        assert len(columns) >= 7, name
+        for g, e in zip(got, expected, strict=True):
+            assert {c: g[c] for c in columns} == {c: _as_etl_text(e[c]) for c in columns}, name
+    assert "receipt_status" in batch.transactions.column_names

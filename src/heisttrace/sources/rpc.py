@@ -165,6 +165,17 @@ class _Fetcher:
         self.receipts_method: str | None = None
 
     def window(self, first: int, last: int) -> tuple[EvmBatch, int]:
+        """The etl tables of blocks `first`..`last`; malformed node JSON is an InputError."""
+        try:
+            return self._window(first, last)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(
+                f"malformed node answer ({type(exc).__name__}: {exc})",
+                file=self.rpc.url, block=first if first == last else None,
+                field=None if first == last else f"blocks {first}-{last}",
+            ) from exc
+
+    def _window(self, first: int, last: int) -> tuple[EvmBatch, int]:
         numbers = list(range(first, last + 1))
         raw_blocks = self.rpc.batch([("eth_getBlockByNumber", [hex(n), True]) for n in numbers])
         for n, block in zip(numbers, raw_blocks, strict=True):
