@@ -36,7 +36,7 @@ def test_flows_explain_every_balance_change(chain: Chain, workspace, method: str
     node, a = chain.node, chain.accounts
     report = ingest_rpc(workspace, chain.url, chain.first_block, chain.last_block,
                         batch_blocks=3, trace_method=method)
-    assert report.trace_method == (DEBUG_TRACE if method == "auto" else method)
+    assert report.trace_method == (PARITY_TRACE if method == "auto" else method)
     assert report.receipts_method == "eth_getBlockReceipts"
     assert report.blocks == chain.last_block - chain.first_block + 1
     assert report.transactions == len(chain.txs)

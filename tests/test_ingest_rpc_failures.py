@@ -22,7 +22,7 @@ import pytest
 from heisttrace.errors import HeisttraceError, InputError
 from heisttrace.ledger import open_workspace
 from heisttrace.sources.rpc import ingest_rpc
-from heisttrace.sources.rpc_client import PARITY_TRACE, RpcClient, RpcError
+from heisttrace.sources.rpc_client import DEBUG_TRACE, RpcClient, RpcError
 from test_anvil_chain import Chain, anvil_node, chain, free_port  # noqa: F401
 
 
@@ -133,10 +133,10 @@ def test_a_permanent_error_is_not_retried(chain: Chain) -> None:
         assert client.requests_sent == 1 and chain.url in str(err.value)
 
 
-def test_detects_trace_block_when_debug_is_missing(chain: Chain, proxy: Proxy, workspace) -> None:
-    proxy.hidden = {"debug_traceBlockByNumber", "eth_getBlockReceipts"}
+def test_detects_debug_trace_when_trace_block_is_missing(chain: Chain, proxy: Proxy, workspace) -> None:
+    proxy.hidden = {"trace_block", "eth_getBlockReceipts"}  # like geth without eth_getBlockReceipts
     report = ingest_rpc(workspace, proxy.url, chain.first_block, chain.last_block)
-    assert report.trace_method == PARITY_TRACE
+    assert report.trace_method == DEBUG_TRACE
     assert report.receipts_method == "eth_getTransactionReceipt"
     with open_workspace(workspace.path.parent / "direct") as direct:
         ingest_rpc(direct, chain.url, chain.first_block, chain.last_block)

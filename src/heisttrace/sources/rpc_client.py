@@ -189,17 +189,20 @@ class RpcClient:
 
     # -- capabilities ----------------------------------------------------------------------
     def trace_method(self, probe_block: int) -> str:
-        """Which block-tracing method the node serves: geth's callTracer or parity's trace_block.
+        """Which block-tracing method the node serves: parity's trace_block or geth's callTracer.
 
         Asked once per client on a real block, because nodes answer "method not found"
         (or "not supported" behind a proxy) only when the method is actually called.
+        `trace_block` is tried first: nodes serving both (anvil, Erigon, Reth) answer it from
+        stored traces, while callTracer re-executes the block (on anvil 100 blocks of 10
+        transfers took 0.02 s with trace_block and 2.3 s with callTracer).
         """
         if self._trace_method is not None:
             return self._trace_method
         tried: list[str] = []
         for method, params in (
-            (DEBUG_TRACE, [hex(probe_block), {"tracer": "callTracer"}]),
             (PARITY_TRACE, [hex(probe_block)]),
+            (DEBUG_TRACE, [hex(probe_block), {"tracer": "callTracer"}]),
         ):
             try:
                 self.call(method, params)
@@ -212,7 +215,7 @@ class RpcClient:
             return method
         raise RpcError(
             self.url,
-            f"{DEBUG_TRACE} / {PARITY_TRACE}",
+            f"{PARITY_TRACE} / {DEBUG_TRACE}",
             "the node serves neither block-tracing method, so internal transfers cannot be "
             "read (" + ", ".join(tried) + "); use a node with the debug or trace API, or "
             "--traces none to import without internal transfers",
