@@ -154,8 +154,15 @@ class Node:
         tx = {k: hex(v) if isinstance(v, int) else v for k, v in tx.items()}
         return self.rpc("eth_sendTransaction", tx)
 
-    def receipt(self, tx_hash: str) -> dict[str, Any]:
-        return self.rpc("eth_getTransactionReceipt", tx_hash)
+    def receipt(self, tx_hash: str, wait: float = 20.0) -> dict[str, Any]:
+        """The receipt, waiting for the block: anvil mines asynchronously, and under load
+        eth_sendTransaction returns before the automined block is there."""
+        deadline = time.monotonic() + wait
+        while True:
+            receipt = self.rpc("eth_getTransactionReceipt", tx_hash)
+            if receipt is not None or time.monotonic() > deadline:
+                return receipt
+            time.sleep(0.02)
 
     def head(self) -> int:
         return int(self.rpc("eth_blockNumber"), 16)
@@ -244,9 +251,9 @@ def play_history(node: Node) -> Chain:
     tx["eth_2"] = node.send(**{"from": a[5], "to": a[6], "value": 12345})
     for i in range(3):  # a few more plain blocks so windows and resumption have room
         tx[f"eth_more_{i}"] = node.send(**{"from": a[6 + i], "to": a[7 + i], "value": 10**15 + i})
-    chain.last_block = node.head()
     for name, h in tx.items():
         assert node.receipt(h) is not None, name
+    chain.last_block = node.head()
     return chain
 
 

@@ -317,3 +317,17 @@ def test_streamed_blocks_match_etls_enriched_stream_output(workspace) -> None:
         for g, e in zip(got, expected, strict=True):
             assert {c: g[c] for c in columns} == {c: _as_etl_text(e[c]) for c in columns}, name
     assert "receipt_status" in batch.transactions.column_names
+
+
+def test_blocks_without_transactions_are_not_traced(workspace) -> None:
+    """Genesis (block 0) and an empty block: no trace request at all, not even the probe."""
+    from heisttrace.sources.rpc import ingest_rpc
+
+    folder = ETL_FIXTURES / "test_export_blocks_job" / "block_without_transactions"
+    transport = ReplayTransport(folder, derive=True)
+    client = RpcClient("http://replay.invalid", transport=transport)
+    report = ingest_rpc(workspace, "http://replay.invalid", 0, 0, client=client)
+    assert report.blocks == 1 and report.transactions == 0 and report.flows_added == 0
+    assert report.trace_method is None
+    assert not [c for c in transport.calls if "trace" in c]
+    assert workspace.checkpoint("rpc:ethereum:http://replay.invalid") == "0"

@@ -231,10 +231,16 @@ class _Fetcher:
         return answers
 
     def _traces(self, numbers: list[int], blocks: list[dict[str, Any]]) -> list[nj.Row] | None:
-        if self.trace_method is None:
-            self.trace_method = self.rpc.trace_method(numbers[0])
         if self.trace_method == NO_TRACES:
             return None
+        # Only blocks with transactions can hold internal transfers; skipping the others
+        # saves requests and avoids tracing the genesis block, which geth refuses.
+        busy = [(n, b) for n, b in zip(numbers, blocks, strict=True) if b.get("transactions")]
+        if not busy:
+            return []
+        numbers, blocks = [n for n, _ in busy], [b for _, b in busy]
+        if self.trace_method is None:
+            self.trace_method = self.rpc.trace_method(numbers[0])
         if self.trace_method == DEBUG_TRACE:
             answers = self.rpc.batch(
                 [(DEBUG_TRACE, [hex(n), {"tracer": "callTracer"}]) for n in numbers]
