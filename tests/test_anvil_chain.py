@@ -26,7 +26,8 @@ ETH = 10**18
 # -- a tiny EVM assembler -------------------------------------------------------------------
 OPCODES = {
     "STOP": 0x00, "ADD": 0x01, "SUB": 0x03, "LT": 0x10, "EQ": 0x14, "ISZERO": 0x15,
-    "SHR": 0x1C, "CALLER": 0x33, "CALLVALUE": 0x34, "CALLDATALOAD": 0x35, "CODECOPY": 0x39,
+    "SHR": 0x1C, "CALLER": 0x33, "CALLVALUE": 0x34, "CALLDATALOAD": 0x35, "CALLDATACOPY": 0x37,
+    "CODECOPY": 0x39,
     "POP": 0x50, "MSTORE": 0x52, "SLOAD": 0x54, "SSTORE": 0x55, "JUMPI": 0x57,
     "JUMPDEST": 0x5B, "GAS": 0x5A, "PUSH0": 0x5F, "LOG3": 0xA3, "CALL": 0xF1,
     "RETURN": 0xF3, "REVERT": 0xFD,
@@ -123,6 +124,14 @@ FORWARDER_RUNTIME = assemble([
     (":", "fail"), "PUSH0", "PUSH0", "REVERT",
 ])
 REVERTER_RUNTIME = assemble(["PUSH0", "PUSH0", "REVERT"])
+# Tryer: calls the forwarder in calldata word 0 with its call value and calldata words 1-2
+# (destination, revert flag), ignores whether that call failed, and succeeds: a reverted
+# inner call inside a successful transaction, whose value moves must not count.
+TRYER_RUNTIME = assemble([
+    P(64), P(32), "PUSH0", "CALLDATACOPY",                           # mem[0:64] = calldata[32:96]
+    "PUSH0", "PUSH0", P(64), "PUSH0", "CALLVALUE", "PUSH0", "CALLDATALOAD", "GAS", "CALL",
+    "POP", "STOP",
+])
 
 
 def word(value: int | str) -> str:
@@ -214,6 +223,7 @@ class Chain:
     token: str = ""
     forwarder: str = ""
     reverter: str = ""
+    tryer: str = ""
     txs: dict[str, str] = field(default_factory=dict)  # name -> hash
 
     @property
@@ -248,6 +258,11 @@ def play_history(node: Node) -> Chain:
                                           "data": "0xa9059cbb" + word(a[5]) + word(123)})
     node.rpc("evm_mine")
     node.rpc("evm_setAutomine", True)
+    tx["deploy_tryer"] = node.send(**{"from": a[0], "data": creation_code(TRYER_RUNTIME), "gas": 500_000})
+    chain.tryer = node.receipt(tx["deploy_tryer"])["contractAddress"]
+    for name, flag in (("try_reverted_inner", 1), ("try_ok", 0)):
+        tx[name] = node.send(**{"from": a[7], "to": chain.tryer, "gas": 300_000, "value": 5 * ETH // 100,
+                                "data": "0x" + word(chain.forwarder) + word(a[8]) + word(flag)})
     tx["eth_2"] = node.send(**{"from": a[5], "to": a[6], "value": 12345})
     for i in range(3):  # a few more plain blocks so windows and resumption have room
         tx[f"eth_more_{i}"] = node.send(**{"from": a[6 + i], "to": a[7 + i], "value": 10**15 + i})
@@ -276,3 +291,4 @@ def test_history_does_what_it_should(chain: Chain) -> None:
     assert len(blocks) == 1
     assert node.balance(chain.forwarder, chain.last_block) == 0
     assert node.balance(chain.reverter, chain.last_block) == ETH // 10
+    assert node.balance(chain.tryer, chain.last_block) == 5 * ETH // 100  # kept from the reverted call

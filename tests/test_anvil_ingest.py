@@ -46,11 +46,24 @@ def test_flows_explain_every_balance_change(chain: Chain, workspace, method: str
     # ETH: balance after - balance before = flows in - flows out, fees included, wei for wei.
     # (The block's coinbase, here the zero address, gets priority fees, which go to FEE_SINK.)
     eth = net(flows, "ETH")
-    holders = set(a) | {chain.token, chain.forwarder, chain.reverter}
+    holders = set(a) | {chain.token, chain.forwarder, chain.reverter, chain.tryer}
     for addr in holders:
         change = node.balance(addr, chain.last_block) - node.balance(addr, chain.first_block - 1)
         assert eth.get(addr, 0) == change, addr
     assert set(eth) - holders <= {FEE_SINK}
+    # Fees: the sink receives gasUsed * effectiveGasPrice; of that the block's coinbase really
+    # got the tip gasUsed * (effectiveGasPrice - baseFee), and the base fee was burned.
+    tips = burned = 0
+    for h in chain.txs.values():
+        r = node.receipt(h)
+        base = int(node.rpc("eth_getBlockByNumber", r["blockNumber"], False)["baseFeePerGas"], 16)
+        used, price = int(r["gasUsed"], 16), int(r["effectiveGasPrice"], 16)
+        tips += used * (price - base)
+        burned += used * base
+    coinbase = node.rpc("eth_getBlockByNumber", hex(chain.last_block), False)["miner"]
+    assert coinbase not in holders
+    assert node.balance(coinbase, chain.last_block) - node.balance(coinbase, chain.first_block - 1) == tips
+    assert eth[FEE_SINK] == tips + burned
 
     # Token: all balances start at zero (deployed in range); mint comes from the zero address.
     tok = net(flows, chain.token)
@@ -71,10 +84,17 @@ def test_flows_explain_every_balance_change(chain: Chain, workspace, method: str
         if r["status"] == "0x0":
             assert by_tx[h] == fee, name
     # The forwarder's inner call is an internal transfer; the reverted one left nothing.
-    [internal] = [f for f in flows if f["kind"] == "internal"]
-    assert (internal["tx_hash"], internal["src"], internal["dst"], internal["amount_out"]) == (
-        chain.txs["forward"], chain.forwarder, a[3], str(3 * ETH // 10))
+    [internal] = [f for f in flows if f["kind"] == "internal" and f["tx_hash"] == chain.txs["forward"]]
+    assert (internal["src"], internal["dst"], internal["amount_out"]) == (
+        chain.forwarder, a[3], str(3 * ETH // 10))
     assert internal["ordinal"] % TX_STRIDE == 2
+    # A successful transaction whose inner call reverted: the value stays with the tryer.
+    assert [f["kind"] for f in by_tx[chain.txs["try_reverted_inner"]]] == ["fee", "native"]
+    # Nested internal transfers are numbered in trace order: tryer -> forwarder -> a[8].
+    nested = [(f["ordinal"] % TX_STRIDE, f["src"], f["dst"]) for f in by_tx[chain.txs["try_ok"]]
+              if f["kind"] == "internal"]
+    assert nested == [(2, chain.tryer, chain.forwarder), (3, chain.forwarder, a[8])]
+    assert sum(1 for f in flows if f["kind"] == "internal") == 3
     [transfer] = [f for f in by_tx[chain.txs["token_transfer"]] if f["kind"] == "token"]
     assert (transfer["src"], transfer["dst"], transfer["amount_out"], transfer["asset"]) == (
         a[0], a[2], str(500 * ETH), chain.token)
