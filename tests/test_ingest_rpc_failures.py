@@ -34,6 +34,7 @@ class Proxy:
         self.script: list[str] = []
         self.hidden: set[str] = set()
         self.die_after_block: int | None = None
+        self.reverse_batches = False
         self.served: list[str] = []
         self.http = httpx.Client(timeout=30)
         proxy = self
@@ -56,15 +57,22 @@ class Proxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def answer(self, body: bytes) -> tuple[int, bytes]:
+        request = json.loads(body)
+        items = request if isinstance(request, list) else [request]
         if self.script:
             action = self.script.pop(0)
             self.served.append(action)
             if action == "stall":
                 time.sleep(1.0)
+            elif action == "rpc-limit":  # a provider's JSON-RPC rate limit, inside HTTP 200
+                out = [{"jsonrpc": "2.0", "id": i["id"],
+                        "error": {"code": -32005, "message": "limit exceeded"}} for i in items]
+                return 200, json.dumps(out if isinstance(request, list) else out[0]).encode()
             else:
                 return int(action), b'{"error": "go away"}'
-        request = json.loads(body)
-        items = request if isinstance(request, list) else [request]
+        if self.reverse_batches and isinstance(request, list):  # answers in any order
+            answer = json.loads(self.http.post(self.upstream, json=request).content)
+            return 200, json.dumps(answer[::-1]).encode()
         if self.die_after_block is not None:
             for item in items:
                 params = item.get("params") or []
@@ -105,13 +113,15 @@ def snapshot(ws) -> dict[str, list[tuple]]:
 
 
 def test_retries_on_429_5xx_and_timeouts_then_succeeds(chain: Chain, proxy: Proxy, workspace) -> None:
-    proxy.script = ["429", "429", "503", "500", "stall"]
+    proxy.script = ["429", "429", "503", "rpc-limit", "500", "stall"]
+    proxy.reverse_batches = True
     sleeps: list[float] = []
-    client = RpcClient(proxy.url, timeout=0.5, retries=6, backoff=0.01, sleep=sleeps.append)
+    client = RpcClient(proxy.url, timeout=0.5, retries=6, backoff=0.01, max_backoff=0.2,
+                       sleep=sleeps.append)
     report = ingest_rpc(workspace, proxy.url, chain.first_block, chain.last_block, client=client)
     client.close()
-    assert proxy.served == ["429", "429", "503", "500", "stall"]
-    assert sleeps == [0.01, 0.02, 0.04, 0.08, 0.16]  # exponential backoff, reset per request
+    assert proxy.served == ["429", "429", "503", "rpc-limit", "500", "stall"]
+    assert sleeps == [0.01, 0.02, 0.04, 0.08, 0.16, 0.2]  # doubling, capped at max_backoff
     assert report.blocks == chain.last_block - chain.first_block + 1
     with open_workspace(workspace.path.parent / "direct") as direct:
         ingest_rpc(direct, chain.url, chain.first_block, chain.last_block)
