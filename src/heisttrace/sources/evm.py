@@ -337,9 +337,9 @@ def flows_sql(prep: Prepared, chain: str) -> str:
             "t.to_address, t.value, t.trace_type, t.call_type, coalesce(t.trace_address, '') AS "
             "trace_address, t.error, t.status, CAST(t.block_timestamp AS BIGINT) AS time "
             f"FROM {v['traces']} t "
-            "LEFT JOIN txi x ON t.transaction_hash IS NULL AND x.block = CAST(t.block_number AS "
-            "BIGINT) AND x.txi = CAST(t.transaction_index AS BIGINT) "
-            "LEFT JOIN txi y ON t.transaction_hash IS NOT NULL AND y.tx_hash = t.transaction_hash "
+            "LEFT JOIN txi x ON x.block = CAST(t.block_number AS BIGINT) "
+            "AND x.txi = CAST(t.transaction_index AS BIGINT) "
+            "LEFT JOIN txi y ON y.tx_hash = t.transaction_hash "
             "WHERE t.trace_type IN ('call', 'create', 'create2', 'suicide'))"
         )
         # Frames that failed: status 0 or an error; their whole subtree moved nothing.
@@ -435,8 +435,7 @@ def flows_sql(prep: Prepared, chain: str) -> str:
             f"t.token_address, {_norm('t.value')}, 'token', "
             f"coalesce(CAST(t.transaction_index AS BIGINT), x.txi), {tt_time} IS NULL "
             f"FROM {v['token_transfers']} t LEFT JOIN bt ON bt.block = CAST(t.block_number AS "
-            "BIGINT) LEFT JOIN txi x ON t.transaction_index IS NULL AND x.tx_hash = "
-            "t.transaction_hash"
+            "BIGINT) LEFT JOIN txi x ON x.tx_hash = t.transaction_hash"
         )
 
     if not parts:
