@@ -119,7 +119,11 @@ def test_both_trace_paths_give_the_same_flows(chain: Chain, tmp_path) -> None:
 
 
 def test_second_run_skips_done_blocks_and_restart_adds_nothing(chain: Chain, workspace) -> None:
-    first = ingest_rpc(workspace, chain.url, chain.first_block, chain.last_block)
+    seen: list[tuple[int, int]] = []
+    first = ingest_rpc(workspace, chain.url, chain.first_block, chain.last_block, batch_blocks=4,
+                       progress=lambda done, total: seen.append((done, total)))
+    n = chain.last_block - chain.first_block + 1
+    assert seen == [(min(i, n), n) for i in range(4, n + 4, 4)]  # once per committed window
     before = flows_of(workspace)
     again = ingest_rpc(workspace, chain.url, chain.first_block, chain.last_block)
     assert again.blocks == 0 and again.skipped_blocks == first.blocks and again.flows_added == 0

@@ -43,6 +43,11 @@ def rpc(
         bool, typer.Option("--restart", help="Ignore the checkpoint and fetch the whole range again.")
     ] = False,
     retries: Annotated[int, typer.Option("--retries", help="Retries per request (backoff doubles).")] = 5,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", help="Seconds to wait for one HTTP request (tracing a window "
+                     "of busy mainnet blocks can take a while)."),
+    ] = 120.0,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -73,7 +78,7 @@ def rpc(
             report = ingest_rpc(
                 ws, url, from_block, to_block, chain=chain, batch_blocks=batch_size,
                 progress=progress, restart=restart, trace_method=traces,
-                request_size=request_size, retries=retries,
+                request_size=request_size, retries=retries, timeout=timeout,
             )
     if as_json:
         print_json(report.as_dict())

@@ -82,7 +82,7 @@ def ingest_rpc(
     client: RpcClient | None = None,
     retries: int = 5,
     backoff: float = 0.5,
-    timeout: float = 30.0,
+    timeout: float = 120.0,
 ) -> IngestReport:
     """Ingest blocks `from_block`..`to_block` (inclusive) from the node at `url`.
 
