@@ -130,6 +130,10 @@ def test_second_run_skips_done_blocks_and_restart_adds_nothing(chain: Chain, wor
     redo = ingest_rpc(workspace, chain.url, chain.first_block, chain.last_block, restart=True)
     assert redo.blocks == first.blocks and redo.flows_added == 0
     assert flows_of(workspace) == before
+    # Redoing an early part keeps the checkpoint where it was.
+    part = ingest_rpc(workspace, chain.url, chain.first_block, chain.first_block + 1, restart=True)
+    assert part.blocks == 2 and part.checkpoint == chain.last_block
+    assert workspace.checkpoint(f"rpc:ethereum:{chain.url}") == str(chain.last_block)
     assert workspace.con.execute("SELECT count(*) FROM tokens").fetchone()[0] == 1
 
 
@@ -165,3 +169,11 @@ def test_cli_ingests_and_reports_json(chain: Chain, tmp_path) -> None:
     ])
     assert result.exit_code == 0, result.output
     assert "ingested 0 blocks" in result.stdout and "already ingested" in result.stdout
+
+
+def test_a_gap_after_the_checkpoint_is_reported(chain: Chain, workspace) -> None:
+    f = chain.first_block
+    ingest_rpc(workspace, chain.url, f, f + 1)
+    later = ingest_rpc(workspace, chain.url, f + 4, f + 5)
+    assert later.blocks == 2 and any(f"blocks {f + 2}-{f + 3} were never ingested" in n for n in later.notes)
+    assert {r[0] for r in workspace.con.execute("SELECT DISTINCT block FROM flows").fetchall()} <= {f, f + 1, f + 4, f + 5}

@@ -105,6 +105,11 @@ def ingest_rpc(
         start = int(done) + 1
         report.skipped_blocks = min(to_block, int(done)) - from_block + 1
         report.notes.append(f"blocks up to {done} were already ingested (use --restart to redo)")
+    elif done is not None and not restart and from_block > int(done) + 1:
+        report.notes.append(
+            f"blocks {int(done) + 1}-{from_block - 1} were never ingested from this node; the "
+            "checkpoint moves past them, so ingest them with an explicit range (--restart)"
+        )
     if start > to_block:
         report.checkpoint = int(done) if done is not None else None
         report.seconds = time.monotonic() - started
@@ -138,13 +143,14 @@ def ingest_rpc(
             with ws.transaction():
                 added = store_batch(ws, batch, chain)
                 new_tokens = _store_tokens(ws, chain, tokens)
-                ws.set_checkpoint(name, str(window_end))
+                # A --restart over an earlier range must not pull the checkpoint back.
+                ws.set_checkpoint(name, str(max(window_end, int(done) if done else -1)))
                 ws.record_import("rpc", f"{url} {chain} blocks {window_start}-{window_end}", added)
             report.blocks += window_end - window_start + 1
             report.transactions += n_txs
             report.flows_added += added
             report.tokens_added += new_tokens
-            report.checkpoint = window_end
+            report.checkpoint = max(window_end, int(done) if done else -1)
             if progress:
                 progress(report.blocks, total)
         report.trace_method = fetcher.trace_method
