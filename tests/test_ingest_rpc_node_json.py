@@ -147,3 +147,9 @@ def test_to_table_is_all_strings_in_etl_order() -> None:
     assert table.column_names == nj.TRANSACTION_COLUMNS
     assert all(str(t) == "string" for t in table.schema.types)
     assert table.column("gas").to_pylist() == [None]
+
+
+def test_geth_untraceable_transaction_is_an_error_not_a_row() -> None:
+    with pytest.raises(ValueError, match="could not trace transaction 1: execution timeout"):
+        nj.geth_trace_rows(7, [{"result": {"type": "CALL", "from": "0x1", "to": "0x2", "value": "0x0"}},
+                               {"txHash": "0xbb", "error": "execution timeout"}])

@@ -275,9 +275,12 @@ def geth_trace_rows(
     """
     rows: list[Row] = []
     for index, item in enumerate(frames):
+        if isinstance(item, dict) and "result" not in item and "error" in item:
+            # geth reports a transaction it could not trace (tracer timeout) in place of it.
+            raise ValueError(f"the node could not trace transaction {index}: {item['error']}")
         frame = item.get("result", item) if isinstance(item, dict) else None
         if not isinstance(frame, dict):
-            continue
+            raise ValueError(f"transaction {index} has no call frame")
         tx_hash = lower(item.get("txHash")) or (
             lower(tx_hashes[index]) if tx_hashes and index < len(tx_hashes) else None
         )
