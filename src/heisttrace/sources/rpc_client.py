@@ -50,6 +50,11 @@ class _Transient(Exception):
     """Internal: a failure worth retrying."""
 
 
+def _error_object(error: Any) -> dict[str, Any]:
+    """Some proxies put a bare string where JSON-RPC wants {code, message}."""
+    return error if isinstance(error, dict) else {"message": str(error)}
+
+
 def is_transient_error(error: dict[str, Any]) -> bool:
     """Whether a JSON-RPC error object is the node being busy rather than a real refusal."""
     code = error.get("code")
@@ -151,7 +156,7 @@ class RpcClient:
             response = self._http.post(self.url, json=payload)
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from None
-        if response.status_code == 429 or response.status_code >= 500:
+        if response.status_code in (408, 425, 429) or response.status_code >= 500:
             raise _Transient(f"HTTP {response.status_code}")
         if response.status_code >= 400:
             raise RpcError(self.url, methods, f"HTTP {response.status_code}: {response.text[:200]}")
@@ -161,7 +166,7 @@ class RpcClient:
             raise RpcError(self.url, methods, f"answer is not JSON: {response.text[:200]!r}") from None
         if isinstance(body, dict):
             # Some servers answer a whole batch with one error object.
-            error = body.get("error")
+            error = body.get("error") and _error_object(body["error"])
             if error and is_transient_error(error):
                 raise _Transient(str(error.get("message")))
             if error:
@@ -175,7 +180,7 @@ class RpcClient:
             item = by_id.get(i)
             if item is None:
                 raise RpcError(self.url, method, f"no answer for request id {i}")
-            error = item.get("error")
+            error = item.get("error") and _error_object(item["error"])
             if error:
                 if is_transient_error(error):
                     raise _Transient(f"{method}: {error.get('message')}")
