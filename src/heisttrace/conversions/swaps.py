@@ -1,0 +1,198 @@
+"""DEX swaps inside one transaction, found by netting balances rather than by decoding routes.
+
+Routes differ per DEX and aggregator (1inch, ParaSwap, the Universal Router, multi-hop pools),
+but every swap has the same footprint: the trader's balance of one asset goes down and the
+balance of another asset goes up, for the trader or a named recipient, in the same transaction.
+So for every transaction with a swap-like log (Uniswap V2/V3 `Swap`, Curve `TokenExchange`,
+Balancer `Swap`, WETH `Deposit`/`Withdrawal`) we net the transaction's raw flows per
+(address, asset) and look at the addresses that are not DEX contracts:
+
+- DEX contracts: the emitters of the swap-like logs, the known routers/aggregators
+  (known.csv and labels of category defi_dex), and the zero address (mints, burns);
+- the trader X: the transaction sender (the payer of the fee flow) if its net is negative in
+  some asset, else the one non-DEX address with a negative net;
+- X must lose exactly one asset A; it gets asset B itself, or else the non-DEX address with the
+  largest net gain is the recipient R (all gains must be in one asset B != A).
+
+The swap flow goes (X, A, net loss) -> (R, B, net gain) at the transaction's reserved swap
+ordinal; every raw flow touching X or R in the transaction is superseded, so each side keeps
+exactly its own-unit net change. WETH wraps are not `Transfer`s, so a `Deposit(dst, wad)` /
+`Withdrawal(src, wad)` from an emitter that received / sent that much ETH in the transaction
+counts as wad WETH (the emitter's address) minted to dst / burnt from src.
+
+Limits: one swap per transaction (a transaction where the trader loses or gains two assets is
+skipped and reported as ambiguous); swaps spread over several transactions (liquid-staking
+withdrawal queues, intents filled later, limit orders) are not joined; a trader that is a
+contract relaying for someone else is taken as the trader.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from heisttrace.conversions import abi
+from heisttrace.conversions.store import SWAP_POSITION, Batch, flow_key, tx_base, tx_flows
+from heisttrace.ledger.schema import FEE_SINK, WATCHED_TOPICS, native_asset
+from heisttrace.ledger.workspace import Workspace
+
+STAGE = "swaps"
+SWAP_LOGS = (
+    "univ2_swap", "univ3_swap", "curve_exchange", "curve_crypto_exchange",
+    "curve_ng_exchange", "balancer_swap", "weth_deposit", "weth_withdrawal",
+)
+SWAP_TOPICS = {t: n for t, n in WATCHED_TOPICS.items() if n in SWAP_LOGS}
+
+
+@dataclass
+class SwapResult:
+    candidates: int = 0
+    swaps: int = 0
+    ambiguous: list[str] = field(default_factory=list)  # tx hashes with more than one swap shape
+    no_swap: int = 0  # swap-like log, but no trader with one asset out and another in
+
+
+def dex_addresses(ws: Workspace) -> set[tuple[str, str]]:
+    """(chain, address) of DEX routers and aggregators we know: labels of category defi_dex."""
+    rows = ws.con.execute(
+        "SELECT DISTINCT chain, address FROM labels WHERE category = 'defi_dex'"
+    ).fetchall()
+    return {(c, a.lower()) for c, a in rows}
+
+
+def _logs_by_tx(ws: Workspace) -> dict[tuple[str, str], list[tuple]]:
+    if not SWAP_TOPICS:
+        return {}
+    marks = ", ".join("?" * len(SWAP_TOPICS))
+    rows = ws.con.execute(
+        f"""SELECT chain, tx_hash, log_index, address, topic0, topics, data FROM evm_logs
+            WHERE topic0 IN ({marks}) ORDER BY chain, tx_hash, log_index""",
+        list(SWAP_TOPICS),
+    ).fetchall()
+    out: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for chain, tx, log_index, address, topic0, topics, data in rows:
+        out[(chain, tx.lower())].append((log_index, address.lower(), SWAP_TOPICS[topic0], topics, data))
+    return out
+
+
+def _wrap_deltas(chain: str, logs: list[tuple], flows: list[dict]) -> list[tuple[str, str, int]]:
+    """(address, asset, delta) for WETH-style wraps whose emitter really moved that much ETH."""
+    coin = native_asset(chain)
+    got: dict[str, int] = defaultdict(int)
+    sent: dict[str, int] = defaultdict(int)
+    for f in flows:
+        if f["asset"] == coin and f["kind"] != "fee":
+            got[f["dst"]] += int(f["amount_in"])
+            sent[f["src"]] += int(f["amount_out"])
+    deltas = []
+    for _i, emitter, name, topics, data in logs:
+        if name not in ("weth_deposit", "weth_withdrawal"):
+            continue
+        try:
+            who = abi.topic_address(topics[1])
+            wad = abi.word_uint(abi.words(data)[0])
+        except (abi.AbiError, IndexError, TypeError):
+            continue
+        if name == "weth_deposit" and got[emitter] >= wad:
+            got[emitter] -= wad
+            deltas += [(who, emitter, wad), (emitter, emitter, -wad)]
+        elif name == "weth_withdrawal" and sent[emitter] >= wad:
+            sent[emitter] -= wad
+            deltas += [(who, emitter, -wad), (emitter, emitter, wad)]
+    return deltas
+
+
+def _swap_of_tx(
+    chain: str, logs: list[tuple], flows: list[dict], known: set[tuple[str, str]]
+) -> tuple[str, str, int, str, str, int] | str | None:
+    """(trader, asset out, amount out, recipient, asset in, amount in), "ambiguous", or None."""
+    moves = [f for f in flows if f["kind"] != "fee" and f["dst"] != FEE_SINK]
+    net: dict[tuple[str, str], int] = defaultdict(int)
+    for f in moves:
+        net[(f["src"], f["asset"])] -= int(f["amount_out"])
+        net[(f["dst"], f["asset"])] += int(f["amount_in"])
+    for who, asset, delta in _wrap_deltas(chain, logs, flows):
+        net[(who, asset)] += delta
+    dex = {emitter for _i, emitter, *_ in logs} | {abi.ZERO_ADDRESS}
+    dex |= {a for c, a in known if c == chain}
+    gains: dict[str, dict[str, int]] = defaultdict(dict)
+    losses: dict[str, dict[str, int]] = defaultdict(dict)
+    for (who, asset), value in net.items():
+        if who in dex or value == 0:
+            continue
+        (gains if value > 0 else losses)[who][asset] = value
+    if not losses:
+        return None
+    senders = [f["src"] for f in flows if f["kind"] == "fee" or f["dst"] == FEE_SINK]
+    if senders and senders[0] in losses:
+        trader = senders[0]
+    elif len(losses) == 1:
+        trader = next(iter(losses))
+    else:
+        return "ambiguous"
+    if len(losses[trader]) != 1:
+        return "ambiguous"
+    (asset_out, loss), = losses[trader].items()
+    if trader in gains:
+        recipient = trader
+    else:
+        others = {w: g for w, g in gains.items() if w != trader}
+        if not others:
+            return None
+        recipient = max(others, key=lambda w: max(others[w].values()))
+    if len(gains[recipient]) != 1 or (recipient != trader and recipient in losses):
+        return "ambiguous"
+    (asset_in, gain), = gains[recipient].items()
+    if asset_in == asset_out:
+        return None
+    return trader, asset_out, -loss, recipient, asset_in, gain
+
+
+def detect_swaps(ws: Workspace, batch: Batch | None = None) -> tuple[Batch, SwapResult]:
+    """Swap flows for every transaction with a swap-like log (see the module docstring)."""
+    batch = batch or Batch(STAGE)
+    result = SwapResult()
+    logs = _logs_by_tx(ws)
+    flows = tx_flows(ws, sorted(logs))
+    known = dex_addresses(ws)
+    for key, tx_logs in logs.items():
+        tx = flows.get(key)
+        if not tx:
+            continue
+        result.candidates += 1
+        chain, tx_hash = key
+        found = _swap_of_tx(chain, tx_logs, tx, known)
+        if found is None:
+            result.no_swap += 1
+            continue
+        if found == "ambiguous":
+            result.ambiguous.append(tx_hash)
+            continue
+        trader, asset_out, amount_out, recipient, asset_in, amount_in = found
+        parties = {trader, recipient}
+        replaced = [
+            f for f in tx
+            if f["kind"] != "fee" and f["dst"] != FEE_SINK
+            and (f["src"] in parties or f["dst"] in parties)
+        ]
+        first = tx[0]
+        batch.add(
+            {
+                "chain": chain,
+                "block": first["block"],
+                "time": first["time"],
+                "ordinal": tx_base(int(first["ordinal"])) + SWAP_POSITION,
+                "tx_hash": tx_hash,
+                "src": trader,
+                "dst": recipient,
+                "asset": asset_out,
+                "amount_out": str(amount_out),
+                "amount_in": str(amount_in),
+                "kind": "swap",
+                "dst_chain": chain,
+                "dst_asset": asset_in,
+            },
+            [flow_key(f) for f in replaced],
+        )
+        result.swaps += 1
+    return batch, result
