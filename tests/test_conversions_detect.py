@@ -9,7 +9,7 @@ import pytest
 
 from heisttrace.conversions import events
 from heisttrace.conversions.run import detect_conversions
-from heisttrace.conversions.store import BRIDGE_POSITION, SWAP_POSITION
+from heisttrace.conversions.store import BRIDGE_POSITION, SWAP_POSITION, ensure_tables
 from heisttrace.ledger.schema import FLOW_SCHEMA, LOG_BASE, TX_STRIDE
 
 ROUTER = "0xd37bbe5744d730a1d98d8dc97c42f0ca46ad7146"  # THORChain router 4.1
@@ -360,11 +360,13 @@ def full_case(ws) -> None:
 
 
 def snapshot(ws) -> tuple:
+    ensure_tables(ws)
     flows = ws.con.execute("SELECT * FROM flows ORDER BY ALL").fetchall()
     sup = ws.con.execute("SELECT * FROM superseded ORDER BY ALL").fetchall()
     inb = ws.con.execute("SELECT * FROM bridge_inbounds ORDER BY ALL").fetchall()
     labels = ws.con.execute("SELECT chain, address, source FROM labels ORDER BY ALL").fetchall()
-    return flows, sup, inb, labels
+    links = ws.con.execute("SELECT * FROM bridge_links ORDER BY ALL").fetchall()
+    return flows, sup, inb, labels, links
 
 
 def test_detect_twice_is_the_same(workspace):
