@@ -416,3 +416,20 @@ def test_failure_leaves_workspace_unchanged(workspace, monkeypatch):
     with pytest.raises(RuntimeError):
         detect_conversions(workspace)
     assert snapshot(workspace) == snap
+
+
+def test_observed_pools_and_vaults_labelled_heuristically(workspace):
+    full_case(workspace)
+    detect_conversions(workspace)
+    detect_conversions(workspace)
+    rows = workspace.con.execute(
+        """SELECT address, entity, category, heuristic, evidence FROM labels
+           WHERE source = 'heisttrace-conversions' ORDER BY address"""
+    ).fetchall()
+    by_addr = {r[0]: r for r in rows}
+    assert set(by_addr) == {PAIR, VAULT}  # the router is already a known contract
+    assert by_addr[PAIR][1:4] == ("Uniswap V2-style pool", "defi_dex", True)
+    assert by_addr[VAULT][1:4] == ("THORChain vault", "defi_bridge", True)
+    assert "univ2_swap" in by_addr[PAIR][4]
+    # WETH only emits Withdrawal here: no pool label for it
+    assert WETH not in by_addr

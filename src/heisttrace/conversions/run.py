@@ -17,6 +17,7 @@ from importlib import resources
 
 from heisttrace.conversions import links as links_mod
 from heisttrace.conversions import store, swaps, thorchain
+from heisttrace.ledger.schema import WATCHED_TOPICS
 from heisttrace.ledger.workspace import Workspace
 
 KNOWN_SOURCE = "heisttrace-known"
@@ -33,6 +34,7 @@ class ConversionReport:
     flows_written: int = 0
     superseded: int = 0
     labels_added: int = 0
+    observed_labels: int = 0
 
     def summary(self) -> dict:
         return {
@@ -46,6 +48,7 @@ class ConversionReport:
             "flows_written": self.flows_written,
             "superseded": self.superseded,
             "labels_added": self.labels_added,
+            "observed_labels": self.observed_labels,
         }
 
     def to_dict(self) -> dict:
@@ -81,6 +84,60 @@ def label_known(ws: Workspace) -> int:
     return added
 
 
+OBSERVED_SOURCE = "heisttrace-conversions"
+OBSERVED_CONFIDENCE = 10  # heuristic level (REFERENCE.md section 5)
+_POOL_EVENTS = {
+    "univ2_swap": "Uniswap V2-style pool",
+    "univ3_swap": "Uniswap V3-style pool",
+    "curve_exchange": "Curve pool",
+    "curve_crypto_exchange": "Curve crypto pool",
+    "curve_ng_exchange": "Curve NG pool",
+    "balancer_swap": "Balancer vault",
+}
+
+
+def label_observed(ws: Workspace) -> int:
+    """Label what the logs show: DEX pools (swap event emitters) and THORChain routers and vaults.
+
+    Without these labels a DEX deposit that no swap flow explains would look like a transfer to
+    a wallet; with them the engine counts it as swapped (or bridged), untraced. Heuristic: any
+    contract can emit a Swap event, so the label says so and carries its evidence. Replaced on
+    every run.
+    """
+    ws.con.execute("DELETE FROM labels WHERE source = ?", [OBSERVED_SOURCE])
+    topics = {name: topic for topic, name in WATCHED_TOPICS.items()}
+    pools = " UNION ALL ".join(
+        f"SELECT chain, address, '{entity}' AS entity, 'defi_dex' AS category, "
+        f"'emits {name} events, e.g. in ' || min(tx_hash) AS evidence FROM evm_logs "
+        f"WHERE topic0 = '{topics[name]}' GROUP BY chain, address"
+        for name, entity in _POOL_EVENTS.items()
+    )
+    deposit = thorchain.DEPOSIT_TOPIC
+    sql = f"""
+        WITH seen AS (
+            {pools}
+            UNION ALL
+            SELECT chain, address, 'THORChain router', 'defi_bridge',
+                   'emits THORChain Deposit events, e.g. in ' || min(tx_hash)
+            FROM evm_logs WHERE topic0 = '{deposit}' GROUP BY chain, address
+            UNION ALL
+            SELECT chain, '0x' || substr(lower(topics[2]), 27), 'THORChain vault', 'defi_bridge',
+                   'vault of a THORChain router Deposit, e.g. in ' || min(tx_hash)
+            FROM evm_logs WHERE topic0 = '{deposit}' AND len(topics) >= 3
+            GROUP BY chain, topics[2]
+        ),
+        one AS (SELECT DISTINCT ON (chain, address) * FROM seen ORDER BY chain, address, category)
+        INSERT INTO labels (chain, address, entity, category, source, confidence, heuristic, evidence)
+        SELECT chain, address, entity, category, '{OBSERVED_SOURCE}', {OBSERVED_CONFIDENCE}, true, evidence
+        FROM one o WHERE NOT EXISTS (
+            SELECT 1 FROM labels l WHERE l.chain = o.chain AND l.address = o.address
+              AND l.source = '{KNOWN_SOURCE}')
+    """
+    ws.con.execute(sql)
+    return int(ws.con.execute(
+        "SELECT count(*) FROM labels WHERE source = ?", [OBSERVED_SOURCE]).fetchone()[0])
+
+
 def detect_conversions(
     ws: Workspace,
     progress: Progress | None = None,
@@ -94,6 +151,7 @@ def detect_conversions(
     store.ensure_tables(ws)
     with ws.transaction():
         report.labels_added = label_known(ws)
+        report.observed_labels = label_observed(ws)
         if new_links:
             links_mod.store_links(ws, new_links)
         say("clearing the previous run")
