@@ -433,3 +433,32 @@ def test_observed_pools_and_vaults_labelled_heuristically(workspace):
     assert "univ2_swap" in by_addr[PAIR][4]
     # WETH only emits Withdrawal here: no pool label for it
     assert WETH not in by_addr
+
+
+def test_bitcoin_inbound_paid_out_on_ethereum(workspace):
+    b = Builder()
+    sender, h, blk, t = "bc1qsender000000000000000000000000000000", btc_tx(100), 800_500, 7000
+    b.flow("bitcoin", blk, t, 2, 0, h, sender, f"tx:{h}", "BTC", 100_000_000, "utxo")
+    b.flow("bitcoin", blk, t, 2, 1, h, f"tx:{h}", BTC_VAULT, "BTC", 90_000_000, "utxo")
+    b.flow("bitcoin", blk, t, 2, 2, h, f"tx:{h}", sender, "BTC", 9_990_000, "utxo")
+    b.flow("bitcoin", blk, t, 2, 3, h, f"tx:{h}", "fees", "BTC", 10_000, "fee")
+    b.memos.append(("bitcoin", blk, t, h, f"=:e:{THIEF2.upper().replace('0X', '0x')}:0/1/0"))
+    out = tx(101)
+    b.flow("ethereum", 900, 7100, 3, 1, out, VAULT, ROUTER, "ETH", 20 * E18, "native")
+    b.flow("ethereum", 900, 7100, 3, 2, out, ROUTER, THIEF2, "ETH", 20 * E18, "internal")
+    b.log("ethereum", 900, 7100, out, 0, ROUTER, events.thorchain_transfer_out(
+        VAULT, THIEF2, ZERO, 20 * E18, f"OUT:{h.upper()}"))
+    b.write(workspace)
+    report = detect_conversions(workspace)
+    assert report.bridges.matched == 1
+    (bridge,) = conversion_rows(workspace, "bridge")
+    assert (bridge["chain"], bridge["src"], bridge["asset"], bridge["amount_out"]) == (
+        "bitcoin", f"tx:{h}", "BTC", "90000000")
+    assert (bridge["dst"], bridge["dst_chain"], bridge["dst_asset"], bridge["amount_in"]) == (
+        THIEF2, "ethereum", "ETH", str(20 * E18))
+    (inb,) = workspace.con.execute("SELECT * FROM bridge_inbounds").fetch_arrow_table().to_pylist()
+    assert (inb["depositor"], inb["amount"], inb["dest_address"], inb["matched_tx"]) == (
+        sender, "90000000", THIEF2, out)
+    sup = set(workspace.con.execute("SELECT tx_hash, ordinal FROM superseded").fetchall())
+    assert sup == {(h, 2 * TX_STRIDE + 1), (out, 3 * TX_STRIDE + 1), (out, 3 * TX_STRIDE + 2)}
+    assert_conserved(workspace)

@@ -1,6 +1,7 @@
 """THORChain bridge matching: an inbound swap deposit on one chain, paid out on another.
 
-Inbound: a router `Deposit(to vault, asset, amount, memo)` log whose memo is a swap. The router
+Inbound: a router `Deposit(to vault, asset, amount, memo)` log whose memo is a swap (or, on a
+UTXO chain, a transaction whose OP_RETURN memo in `tx_memos` is a swap). The router
 event does not name the depositor, so the depositor is whoever sent the deposited asset to the
 router in that transaction (native ETH: the top-level value, forwarded router -> vault as an
 internal transfer; ERC-20: a `Transfer` into the router, where it stays).
@@ -8,6 +9,10 @@ internal transfer; ERC-20: a `Transfer` into the router, where it stays).
 Outbound: THORChain pays out with the memo `OUT:<inbound hash>` (or `REFUND:<inbound hash>`),
 as a router `TransferOut` log on EVM chains or an OP_RETURN memo (`tx_memos`) on UTXO chains.
 Hashes compare lowercase without `0x` (Bitcoin memos carry the Ethereum hash upper-case).
+
+On a UTXO chain the deposit is the transaction's first output that is not change or fee (THORChain
+wants the vault as vout0), and the bridge flow leaves from the transaction node `tx:<txid>`
+(the pooled inputs, per the Bitcoin model); `bridge_inbounds` names the first input as depositor.
 
 A matched pair becomes one `bridge` flow on the source chain, at the inbound transaction's
 reserved bridge ordinal (store.BRIDGE_POSITION + the deposit's rank in the transaction),
@@ -45,8 +50,9 @@ class Inbound:
     router: str
     vault: str
     asset: str  # ledger asset name: native coin name or token contract
-    amount: int
+    amount: int | None  # None for UTXO inbounds: known from the flows only
     memo: Memo
+    utxo: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,34 @@ def read_inbounds(ws: Workspace, result: ThorchainResult) -> list[Inbound]:
             Inbound(chain, block, time, tx.lower(), log_index, address.lower(), vault,
                     _ledger_asset(chain, token), amount, memo)
         )
+    # UTXO inbounds: an OP_RETURN swap memo; the vault is the deposit output (vout0).
+    for chain, block, time, tx, text in ws.con.execute(
+        "SELECT chain, block, time, tx_hash, memo FROM tx_memos ORDER BY chain, block, tx_hash"
+    ).fetchall():
+        memo = parse_memo(text)
+        if memo is not None and memo.is_swap:
+            out.append(Inbound(chain, block, time, tx.lower(), 0, "", "", native_asset(chain),
+                               None, memo, utxo=True))
     return out
+
+
+def _utxo_deposit(inb: Inbound, flows: list[dict]) -> tuple[str | None, str | None, list[dict]]:
+    """(tx node, sender, [deposit output]) of a UTXO inbound.
+
+    THORChain wants the vault as the first output and the sender as the first input
+    (sending-transactions.md); we take the first output, in ledger order, that does not go back
+    to an input address (change) or to fees.
+    """
+    node = f"tx:{inb.tx_hash}"
+    inputs = [f["src"] for f in flows if f["dst"] == node]
+    outputs = [
+        f for f in flows
+        if f["src"] == node and f["kind"] != "fee" and f["dst"] != FEE_SINK
+        and f["dst"] not in inputs
+    ]
+    if not outputs:
+        return None, inputs[0] if inputs else None, []
+    return node, inputs[0] if inputs else None, outputs[:1]
 
 
 def read_outbounds(ws: Workspace, result: ThorchainResult) -> dict[str, list[Outbound]]:
@@ -214,12 +247,16 @@ def match_thorchain(ws: Workspace, batch: Batch | None = None) -> tuple[Batch, T
     for inb in inbounds:
         result.inbounds += 1
         src_flows = [f for f in flows.get((inb.chain, inb.tx_hash), []) if flow_key(f) not in used]
-        deposits = [
-            f for f in src_flows
-            if f["dst"] == inb.router and f["asset"] == inb.asset and f["kind"] != "fee"
-        ]
-        depositor = deposits[0]["src"] if deposits else None
-        deposits = [f for f in deposits if f["src"] == depositor]
+        if inb.utxo:
+            depositor, sender, deposits = _utxo_deposit(inb, src_flows)
+        else:
+            deposits = [
+                f for f in src_flows
+                if f["dst"] == inb.router and f["asset"] == inb.asset and f["kind"] != "fee"
+            ]
+            depositor = sender = deposits[0]["src"] if deposits else None
+            deposits = [f for f in deposits if f["src"] == depositor]
+        deposited = sum(int(f["amount_out"]) for f in deposits)
         dest_chain = inb.memo.asset.ledger_chain if inb.memo.asset else None
         dest_address = _dest_address(inb.memo)
         matched_tx = None
@@ -236,7 +273,7 @@ def match_thorchain(ws: Workspace, batch: Batch | None = None) -> tuple[Batch, T
                 continue
             replaced = deposits + [
                 f for f in src_flows
-                if f["src"] == inb.router and f["dst"] == inb.vault and f["asset"] == inb.asset
+                if not inb.utxo and f["src"] == inb.router and f["dst"] == inb.vault and f["asset"] == inb.asset
                 and f["kind"] != "fee"
             ]
             k = rank.get((inb.chain, inb.tx_hash), 0)
@@ -251,7 +288,7 @@ def match_thorchain(ws: Workspace, batch: Batch | None = None) -> tuple[Batch, T
                     "src": depositor,
                     "dst": recipient,
                     "asset": inb.asset,
-                    "amount_out": str(sum(int(f["amount_out"]) for f in deposits)),
+                    "amount_out": str(deposited),
                     "amount_in": str(amount_in),
                     "kind": "bridge",
                     "dst_chain": out.chain,
@@ -269,7 +306,8 @@ def match_thorchain(ws: Workspace, batch: Batch | None = None) -> tuple[Batch, T
         report.append(
             {
                 "chain": inb.chain, "tx_hash": inb.tx_hash, "time": inb.time,
-                "depositor": depositor, "asset": inb.asset, "amount": str(inb.amount),
+                "depositor": sender, "asset": inb.asset,
+                "amount": str(inb.amount if inb.amount is not None else deposited),
                 "memo": inb.memo.raw, "dest_chain": dest_chain, "dest_address": dest_address,
                 "matched_tx": matched_tx,
             }
