@@ -462,3 +462,36 @@ def test_bitcoin_inbound_paid_out_on_ethereum(workspace):
     sup = set(workspace.con.execute("SELECT tx_hash, ordinal FROM superseded").fetchall())
     assert sup == {(h, 2 * TX_STRIDE + 1), (out, 3 * TX_STRIDE + 1), (out, 3 * TX_STRIDE + 2)}
     assert_conserved(workspace)
+
+
+def test_spam_airdrop_in_swap_tx_and_logs_imported_twice(workspace):
+    b = Builder()
+    h = univ2_steth_to_eth(b)
+    spam_token = "0x" + "5a" * 20
+    b.flow("ethereum", 200, 2000, 7, LOG_BASE + 9, h, "0x" + "5b" * 20, THIEF, spam_token, 10**24, "token")
+    b.logs += [dict(r) for r in b.logs]  # the same block ingested twice
+    b.write(workspace)
+    report = detect_conversions(workspace)
+    assert report.swaps.ambiguous == [h]  # without the spam label, two assets come in
+    workspace.con.execute(
+        "INSERT INTO labels (chain, address, category, source) VALUES ('ethereum', ?, 'spam', 'test')",
+        [spam_token])
+    report = detect_conversions(workspace)
+    assert report.swaps.swaps == 1 and report.swaps.ambiguous == []
+    (swap,) = conversion_rows(workspace, "swap")
+    assert (swap["amount_out"], swap["amount_in"]) == (str(100 * E18 - 1), str(99 * E18))
+    # the airdrop is not superseded: the engine drops it by its spam role
+    assert workspace.con.execute(
+        "SELECT count(*) FROM ledger WHERE asset = ?", [spam_token]).fetchone()[0] == 1
+
+
+def test_deposit_and_memo_imported_twice_count_once(workspace):
+    b = Builder()
+    h = eth_inbound(b, 1, E18, f"=:b:{BTC_DEST}")
+    btc_outbound(b, 9, h, BTC_DEST, 1_000_000)
+    b.logs += [dict(r) for r in b.logs]
+    b.memos += list(b.memos)
+    b.write(workspace)
+    report = detect_conversions(workspace)
+    assert (report.bridges.inbounds, report.bridges.matched, report.bridges.unmatched) == (1, 1, 0)
+    assert len(conversion_rows(workspace, "bridge")) == 1

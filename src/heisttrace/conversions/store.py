@@ -22,6 +22,10 @@ SWAP_POSITION = LOG_BASE - 4096
 BRIDGE_POSITION = LOG_BASE - 2048
 CONVERSION_KINDS = ("swap", "bridge")
 
+# The importers' tables, each row once even if a block was imported twice.
+LOGS = "(SELECT DISTINCT ON (chain, tx_hash, log_index) * FROM evm_logs) AS evm_logs"
+MEMOS = "(SELECT DISTINCT * FROM tx_memos) AS tx_memos"
+
 _DDL = """
 CREATE TABLE IF NOT EXISTS conversion_flows (
     chain VARCHAR NOT NULL, tx_hash VARCHAR NOT NULL, ordinal BIGINT NOT NULL, stage VARCHAR NOT NULL

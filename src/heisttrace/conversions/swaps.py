@@ -32,7 +32,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from heisttrace.conversions import abi
-from heisttrace.conversions.store import SWAP_POSITION, Batch, flow_key, tx_base, tx_flows
+from heisttrace.conversions.store import (
+    LOGS, SWAP_POSITION, Batch, flow_key, tx_base, tx_flows,
+)
 from heisttrace.ledger.schema import FEE_SINK, WATCHED_TOPICS, native_asset
 from heisttrace.ledger.workspace import Workspace
 
@@ -60,12 +62,18 @@ def dex_addresses(ws: Workspace) -> set[tuple[str, str]]:
     return {(c, a.lower()) for c, a in rows}
 
 
+def spam_addresses(ws: Workspace) -> set[tuple[str, str]]:
+    """Spam tokens and poisoning addresses: the engine never follows them, neither do we."""
+    rows = ws.con.execute("SELECT DISTINCT chain, address FROM labels WHERE category = 'spam'").fetchall()
+    return {(c, a.lower()) for c, a in rows}
+
+
 def _logs_by_tx(ws: Workspace) -> dict[tuple[str, str], list[tuple]]:
     if not SWAP_TOPICS:
         return {}
     marks = ", ".join("?" * len(SWAP_TOPICS))
     rows = ws.con.execute(
-        f"""SELECT chain, tx_hash, log_index, address, topic0, topics, data FROM evm_logs
+        f"""SELECT chain, tx_hash, log_index, address, topic0, topics, data FROM {LOGS}
             WHERE topic0 IN ({marks}) ORDER BY chain, tx_hash, log_index""",
         list(SWAP_TOPICS),
     ).fetchall()
@@ -155,8 +163,12 @@ def detect_swaps(ws: Workspace, batch: Batch | None = None) -> tuple[Batch, Swap
     logs = _logs_by_tx(ws)
     flows = tx_flows(ws, sorted(logs))
     known = dex_addresses(ws)
+    spam = spam_addresses(ws)
     for key, tx_logs in logs.items():
-        tx = flows.get(key)
+        tx = [
+            f for f in flows.get(key, [])
+            if not {(f["chain"], f["asset"]), (f["chain"], f["src"]), (f["chain"], f["dst"])} & spam
+        ]
         if not tx:
             continue
         result.candidates += 1

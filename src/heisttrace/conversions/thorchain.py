@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from heisttrace.conversions import abi
-from heisttrace.conversions.store import BRIDGE_POSITION, Batch, flow_key, tx_base, tx_flows
+from heisttrace.conversions.store import (
+    BRIDGE_POSITION, LOGS, MEMOS, Batch, flow_key, tx_base, tx_flows,
+)
 from heisttrace.conversions.thorchain_memo import Memo, normalize_hash, parse_memo
 from heisttrace.ledger.schema import FEE_SINK, native_asset
 from heisttrace.ledger.workspace import Workspace
@@ -83,7 +85,7 @@ def _ledger_asset(chain: str, token: str) -> str:
 
 def read_inbounds(ws: Workspace, result: ThorchainResult) -> list[Inbound]:
     rows = ws.con.execute(
-        """SELECT chain, block, time, tx_hash, log_index, address, topics, data FROM evm_logs
+        f"""SELECT chain, block, time, tx_hash, log_index, address, topics, data FROM {LOGS}
            WHERE topic0 = ? ORDER BY chain, block, tx_hash, log_index""",
         [DEPOSIT_TOPIC],
     ).fetchall()
@@ -111,7 +113,7 @@ def read_inbounds(ws: Workspace, result: ThorchainResult) -> list[Inbound]:
         )
     # UTXO inbounds: an OP_RETURN swap memo; the vault is the deposit output (vout0).
     for chain, block, time, tx, text in ws.con.execute(
-        "SELECT chain, block, time, tx_hash, memo FROM tx_memos ORDER BY chain, block, tx_hash"
+        f"SELECT chain, block, time, tx_hash, memo FROM {MEMOS} ORDER BY chain, block, tx_hash"
     ).fetchall():
         memo = parse_memo(text)
         if memo is not None and memo.is_swap:
@@ -143,7 +145,7 @@ def read_outbounds(ws: Workspace, result: ThorchainResult) -> dict[str, list[Out
     """OUT/REFUND payouts keyed by the inbound hash they pay (lowercase, no 0x)."""
     by_inbound: dict[str, list[Outbound]] = {}
     rows = ws.con.execute(
-        """SELECT chain, block, time, tx_hash, log_index, address, topics, data FROM evm_logs
+        f"""SELECT chain, block, time, tx_hash, log_index, address, topics, data FROM {LOGS}
            WHERE topic0 = ? ORDER BY chain, block, tx_hash, log_index""",
         [TRANSFER_OUT_TOPIC],
     ).fetchall()
@@ -169,7 +171,7 @@ def read_outbounds(ws: Workspace, result: ThorchainResult) -> dict[str, list[Out
                      _ledger_asset(chain, token), amount)
         )
     for chain, time, tx, text in ws.con.execute(
-        "SELECT chain, time, tx_hash, memo FROM tx_memos ORDER BY chain, block, tx_hash"
+        f"SELECT chain, time, tx_hash, memo FROM {MEMOS} ORDER BY chain, block, tx_hash"
     ).fetchall():
         memo = parse_memo(text)
         if memo is None or memo.inbound_hash is None:
