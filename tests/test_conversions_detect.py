@@ -495,3 +495,28 @@ def test_deposit_and_memo_imported_twice_count_once(workspace):
     report = detect_conversions(workspace)
     assert (report.bridges.inbounds, report.bridges.matched, report.bridges.unmatched) == (1, 1, 0)
     assert len(conversion_rows(workspace, "bridge")) == 1
+
+
+def test_staking_and_wrapping_by_mint_and_burn(workspace):
+    """ETH -> stETH (Lido mints) and stETH -> wstETH (wrapper mints): no swap event, still swaps."""
+    wsteth = "0x7f39c581f595b53c5cb19bd0b3f8da6c935e2ca0"
+    b = Builder()
+    stake, wrap = tx(110), tx(111)
+    b.flow("ethereum", 700, 7000, 0, 0, stake, THIEF, "fees", "ETH", 10**15, "fee")
+    b.flow("ethereum", 700, 7000, 0, 1, stake, THIEF, STETH, "ETH", 10 * E18, "native")
+    b.flow("ethereum", 700, 7000, 0, LOG_BASE, stake, ZERO, THIEF, STETH, 10 * E18 - 1, "token")
+    b.flow("ethereum", 700, 7000, 1, 0, wrap, THIEF, "fees", "ETH", 10**15, "fee")
+    b.flow("ethereum", 700, 7000, 1, LOG_BASE, wrap, THIEF, wsteth, STETH, 10 * E18 - 1, "token")
+    b.flow("ethereum", 700, 7000, 1, LOG_BASE + 1, wrap, ZERO, THIEF, wsteth, 8 * E18, "token")
+    # an airdrop mint with nothing given in return is no swap
+    drop = tx(112)
+    b.flow("ethereum", 700, 7000, 2, 0, drop, THIEF, "fees", "ETH", 10**15, "fee")
+    b.flow("ethereum", 700, 7000, 2, LOG_BASE, drop, ZERO, THIEF, "0x" + "d0" * 20, E18, "token")
+    b.write(workspace)
+    report = detect_conversions(workspace)
+    swaps = {s["tx_hash"]: s for s in conversion_rows(workspace, "swap")}
+    assert set(swaps) == {stake, wrap} and report.swaps.no_swap == 1
+    assert (swaps[stake]["asset"], swaps[stake]["dst_asset"]) == ("ETH", STETH)
+    assert (swaps[wrap]["asset"], swaps[wrap]["amount_out"], swaps[wrap]["dst_asset"],
+            swaps[wrap]["amount_in"]) == (STETH, str(10 * E18 - 1), wsteth, str(8 * E18))
+    assert_conserved(workspace)

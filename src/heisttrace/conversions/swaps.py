@@ -4,11 +4,13 @@ Routes differ per DEX and aggregator (1inch, ParaSwap, the Universal Router, mul
 but every swap has the same footprint: the trader's balance of one asset goes down and the
 balance of another asset goes up, for the trader or a named recipient, in the same transaction.
 So for every transaction with a swap-like log (Uniswap V2/V3 `Swap`, Curve `TokenExchange`,
-Balancer `Swap`, WETH `Deposit`/`Withdrawal`) we net the transaction's raw flows per
+Balancer `Swap`, WETH `Deposit`/`Withdrawal`) or a token mint/burn (wrapping and staking:
+ETH -> stETH, stETH -> wstETH, mETH -> cmETH) we net the transaction's raw flows per
 (address, asset) and look at the addresses that are not DEX contracts:
 
 - DEX contracts: the emitters of the swap-like logs, the known routers/aggregators
-  (known.csv and labels of category defi_dex), and the zero address (mints, burns);
+  (known.csv and labels of category defi_dex), the token contracts moved in the transaction
+  and the zero address (mints, burns);
 - the trader X: the transaction sender (the payer of the fee flow) if its net is negative in
   some asset, else the one non-DEX address with a negative net;
 - X must lose exactly one asset A; it gets asset B itself, or else the non-DEX address with the
@@ -83,6 +85,17 @@ def _logs_by_tx(ws: Workspace) -> dict[tuple[str, str], list[tuple]]:
     return out
 
 
+def _mint_burn_txs(ws: Workspace) -> list[tuple[str, str]]:
+    """Transactions that mint or burn a token: wraps, staking, unwrapping (stETH -> wstETH,
+    ETH -> stETH, mETH -> cmETH) have no swap event but the same footprint."""
+    return [
+        (c, t) for c, t in ws.con.execute(
+            f"""SELECT DISTINCT chain, tx_hash FROM ledger
+                WHERE kind = 'token' AND (src = '{abi.ZERO_ADDRESS}' OR dst = '{abi.ZERO_ADDRESS}')"""
+        ).fetchall()
+    ]
+
+
 def _wrap_deltas(chain: str, logs: list[tuple], flows: list[dict]) -> list[tuple[str, str, int]]:
     """(address, asset, delta) for WETH-style wraps whose emitter really moved that much ETH."""
     coin = native_asset(chain)
@@ -121,7 +134,9 @@ def _swap_of_tx(
         net[(f["dst"], f["asset"])] += int(f["amount_in"])
     for who, asset, delta in _wrap_deltas(chain, logs, flows):
         net[(who, asset)] += delta
+    # Token contracts are counterparties of wraps (wstETH takes stETH), never traders.
     dex = {emitter for _i, emitter, *_ in logs} | {abi.ZERO_ADDRESS}
+    dex |= {f["asset"] for f in moves if f["asset"].startswith("0x")}
     dex |= {a for c, a in known if c == chain}
     gains: dict[str, dict[str, int]] = defaultdict(dict)
     losses: dict[str, dict[str, int]] = defaultdict(dict)
@@ -161,6 +176,8 @@ def detect_swaps(ws: Workspace, batch: Batch | None = None) -> tuple[Batch, Swap
     batch = batch or Batch(STAGE)
     result = SwapResult()
     logs = _logs_by_tx(ws)
+    for key in _mint_burn_txs(ws):
+        logs.setdefault(key, [])
     flows = tx_flows(ws, sorted(logs))
     known = dex_addresses(ws)
     spam = spam_addresses(ws)
