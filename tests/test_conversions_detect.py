@@ -520,3 +520,22 @@ def test_staking_and_wrapping_by_mint_and_burn(workspace):
     assert (swaps[wrap]["asset"], swaps[wrap]["amount_out"], swaps[wrap]["dst_asset"],
             swaps[wrap]["amount_in"]) == (STETH, str(10 * E18 - 1), wsteth, str(8 * E18))
     assert_conserved(workspace)
+
+
+def test_third_party_payment_in_swap_tx_stays_plain(workspace):
+    """The trader pays a referrer directly in the swap transaction: that is no part of the swap."""
+    b = Builder()
+    h, referrer = tx(120), "0x" + "9e" * 20
+    b.flow("ethereum", 800, 8000, 0, 0, h, THIEF, "fees", "ETH", 10**15, "fee")
+    b.flow("ethereum", 800, 8000, 0, LOG_BASE, h, THIEF, referrer, USDT, 10 * 10**6, "token")
+    b.flow("ethereum", 800, 8000, 0, LOG_BASE + 1, h, THIEF, PAIR, USDT, 990 * 10**6, "token")
+    b.flow("ethereum", 800, 8000, 0, LOG_BASE + 2, h, PAIR, THIEF, STETH, E18 // 3, "token")
+    b.log("ethereum", 800, 8000, h, 3, PAIR, events.univ2_swap(THIEF, THIEF, 990 * 10**6, 0, 0, E18 // 3))
+    b.write(workspace)
+    detect_conversions(workspace)
+    (swap,) = conversion_rows(workspace, "swap")
+    assert (swap["amount_out"], swap["amount_in"]) == (str(990 * 10**6), str(E18 // 3))
+    assert workspace.con.execute(
+        "SELECT count(*) FROM ledger WHERE dst = ? AND kind = 'token'", [referrer]).fetchone()[0] == 1
+    assert balances(workspace, "ledger")[("ethereum", THIEF, USDT)] == -1000 * 10**6
+    assert_conserved(workspace)

@@ -16,9 +16,11 @@ ETH -> stETH, stETH -> wstETH, mETH -> cmETH) we net the transaction's raw flows
 - X must lose exactly one asset A; it gets asset B itself, or else the non-DEX address with the
   largest net gain is the recipient R (all gains must be in one asset B != A).
 
-The swap flow goes (X, A, net loss) -> (R, B, net gain) at the transaction's reserved swap
-ordinal; every raw flow touching X or R in the transaction is superseded, so each side keeps
-exactly its own-unit net change. WETH wraps are not `Transfer`s, so a `Deposit(dst, wad)` /
+The swap flow goes (X, A, loss) -> (R, B, gain) at the transaction's reserved swap ordinal. It
+replaces the raw flows between X or R and the DEX side (DEX contracts and pass-through addresses
+whose net is zero); a payment to a third party in the same transaction (a referrer fee paid by
+the trader) stays a plain flow. Loss and gain are the parties' net over the replaced flows, which
+must change nothing else of theirs, so each side keeps exactly its own-unit balance. WETH wraps are not `Transfer`s, so a `Deposit(dst, wad)` /
 `Withdrawal(src, wad)` from an emitter that received / sent that much ETH in the transaction
 counts as wad WETH (the emitter's address) minted to dst / burnt from src.
 
@@ -125,14 +127,16 @@ def _wrap_deltas(chain: str, logs: list[tuple], flows: list[dict]) -> list[tuple
 
 def _swap_of_tx(
     chain: str, logs: list[tuple], flows: list[dict], known: set[tuple[str, str]]
-) -> tuple[str, str, int, str, str, int] | str | None:
-    """(trader, asset out, amount out, recipient, asset in, amount in), "ambiguous", or None."""
+) -> tuple[str, str, int, str, str, int, list[dict]] | str | None:
+    """(trader, asset out, amount out, recipient, asset in, amount in, replaced flows),
+    "ambiguous", or None when the transaction shows no swap."""
     moves = [f for f in flows if f["kind"] != "fee" and f["dst"] != FEE_SINK]
+    wraps = _wrap_deltas(chain, logs, flows)
     net: dict[tuple[str, str], int] = defaultdict(int)
     for f in moves:
         net[(f["src"], f["asset"])] -= int(f["amount_out"])
         net[(f["dst"], f["asset"])] += int(f["amount_in"])
-    for who, asset, delta in _wrap_deltas(chain, logs, flows):
+    for who, asset, delta in wraps:
         net[(who, asset)] += delta
     # Token contracts are counterparties of wraps (wstETH takes stETH), never traders.
     dex = {emitter for _i, emitter, *_ in logs} | {abi.ZERO_ADDRESS}
@@ -155,20 +159,46 @@ def _swap_of_tx(
         return "ambiguous"
     if len(losses[trader]) != 1:
         return "ambiguous"
-    (asset_out, loss), = losses[trader].items()
+    (asset_out,) = losses[trader]
     if trader in gains:
         recipient = trader
     else:
-        others = {w: g for w, g in gains.items() if w != trader}
+        others = {
+            w: {a: v for a, v in g.items() if a != asset_out}
+            for w, g in gains.items() if w != trader
+        }
+        others = {w: g for w, g in others.items() if g}
         if not others:
             return None
         recipient = max(others, key=lambda w: max(others[w].values()))
     if len(gains[recipient]) != 1 or (recipient != trader and recipient in losses):
         return "ambiguous"
-    (asset_in, gain), = gains[recipient].items()
+    (asset_in,) = gains[recipient]
     if asset_in == asset_out:
         return None
-    return trader, asset_out, -loss, recipient, asset_in, gain
+    # Replace only the parties' flows with the DEX side (DEX contracts and pass-through
+    # addresses, whose net is zero): a payment to a third party in the same transaction stays.
+    parties = {trader, recipient}
+    third = {w for (w, _a), v in net.items() if v != 0 and w not in dex and w not in parties}
+    replaced = [
+        f for f in moves
+        if (f["src"] in parties or f["dst"] in parties)
+        and (f["dst"] if f["src"] in parties else f["src"]) not in third
+    ]
+    delta: dict[tuple[str, str], int] = defaultdict(int)
+    for f in replaced:
+        delta[(f["src"], f["asset"])] -= int(f["amount_out"])
+        delta[(f["dst"], f["asset"])] += int(f["amount_in"])
+    for who, asset, d in wraps:
+        delta[(who, asset)] += d
+    out, got = -delta[(trader, asset_out)], delta[(recipient, asset_in)]
+    rest = {
+        k: v for k, v in delta.items()
+        if k[0] in parties and v and k not in ((trader, asset_out), (recipient, asset_in))
+    }
+    if out <= 0 or got <= 0 or rest:
+        return "ambiguous"
+    return trader, asset_out, out, recipient, asset_in, got, replaced
 
 
 def detect_swaps(ws: Workspace, batch: Batch | None = None) -> tuple[Batch, SwapResult]:
@@ -197,13 +227,7 @@ def detect_swaps(ws: Workspace, batch: Batch | None = None) -> tuple[Batch, Swap
         if found == "ambiguous":
             result.ambiguous.append(tx_hash)
             continue
-        trader, asset_out, amount_out, recipient, asset_in, amount_in = found
-        parties = {trader, recipient}
-        replaced = [
-            f for f in tx
-            if f["kind"] != "fee" and f["dst"] != FEE_SINK
-            and (f["src"] in parties or f["dst"] in parties)
-        ]
+        trader, asset_out, amount_out, recipient, asset_in, amount_in, replaced = found
         first = tx[0]
         batch.add(
             {
