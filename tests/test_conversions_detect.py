@@ -165,6 +165,18 @@ def test_eth_to_bitcoin_bridge_matched(workspace):
     assert_conserved(workspace)
 
 
+def test_uppercase_bech32_destination_finds_its_output(workspace):
+    """Bech32 is case-insensitive; the payout's biggest output here is not the recipient's."""
+    b = Builder()
+    h = eth_inbound(b, 5, E18, f"=:BTC.BTC:{BTC_DEST.upper()}")
+    out = btc_outbound(b, 6, h, BTC_DEST, 1_000_000)  # change output (4.99M) is larger
+    b.flow("bitcoin", 800_006, 5006, 3, 9, out, f"tx:{out}", "bc1qbystander", "BTC", 9_000_000, "utxo")
+    b.write(workspace)
+    detect_conversions(workspace)
+    (bridge,) = conversion_rows(workspace, "bridge")
+    assert (bridge["dst"], bridge["amount_in"]) == (BTC_DEST, "1000000")
+
+
 def test_unmatched_inbound_is_reported_and_left_raw(workspace):
     b = Builder()
     h = eth_inbound(b, 2, 3 * E18, f"SWAP:BTC.BTC:{BTC_DEST}:5855757:t:10")

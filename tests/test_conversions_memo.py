@@ -98,6 +98,8 @@ def test_asset_ledger_chain_and_text():
     assert usdt is not None and usdt.ledger_chain == "ethereum" and not usdt.is_native
     assert str(usdt) == "ETH.USDT-0XDAC17F958D2EE523A2206206994597C13D831EC7"
     assert parse_asset("BTC/BTC").is_native is False  # a synth never lands on Bitcoin
+    assert [parse_asset(x).ledger_chain for x in ("BTC/BTC", "ETH~ETH", "BTC-BTC", "r")] == [
+        "thorchain"] * 4
     assert parse_asset("") is None and parse_asset("nodot") is None and parse_asset(".BTC") is None
 
 

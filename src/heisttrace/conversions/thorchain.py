@@ -220,7 +220,12 @@ def _payout(
 def _utxo_recipient(
     dest: str, node: str, flows: list[dict], outputs: list[dict]
 ) -> tuple[str, str, int, list[dict]] | None:
-    paid = [f for f in outputs if f["dst"] == dest]
+    # bech32 addresses are case-insensitive (a memo may carry them upper-case); base58 are not
+    bech32 = dest.lower().startswith(("bc1", "tb1", "bcrt1", "ltc1"))
+    paid = [
+        f for f in outputs
+        if f["dst"] == dest or (bech32 and f["dst"].lower() == dest.lower())
+    ]
     if not paid:
         # No output to the memo's address: take the largest output that is not change.
         inputs = {f["src"] for f in flows if f["dst"] == node}

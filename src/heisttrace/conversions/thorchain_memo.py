@@ -67,7 +67,9 @@ class Asset:
 
     @property
     def ledger_chain(self) -> str:
-        """The heisttrace chain name, or the lowercased code if we do not know the chain."""
+        """The chain the asset lands on: synths, trade and secured assets stay on THORChain."""
+        if self.kind != "layer1":
+            return "thorchain"
         return CHAINS.get(self.chain, self.chain.lower())
 
     @property
