@@ -10,7 +10,7 @@ from test_conversions_detect import (
 from heisttrace.conversions.links import import_links
 from heisttrace.conversions.run import detect_conversions
 from heisttrace.errors import InputError
-from heisttrace.ledger.schema import TX_STRIDE
+from heisttrace.ledger.schema import LOG_BASE, TX_STRIDE
 
 BRIDGE = "0x" + "b7" * 20
 
@@ -90,3 +90,34 @@ def test_bad_link_tables(workspace, tmp_path, text, match):
 def test_missing_link_file(workspace, tmp_path):
     with pytest.raises(InputError, match="cannot read"):
         import_links(workspace, tmp_path / "nope.csv")
+
+
+def test_evm_to_evm_link_with_token_and_named_columns(workspace, tmp_path):
+    """A token bridge on Ethereum paid out on Arbitrum; the sender moves two assets, so `asset` is named."""
+    usdc, arb_usdc, recipient = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48", "0x" + "af" * 20, "0x" + "4e" * 20
+    b = Builder()
+    src, dst = tx(200), tx(201)
+    b.flow("ethereum", 700, 7000, 1, 0, src, THIEF, "fees", "ETH", 10**15, "fee")
+    b.flow("ethereum", 700, 7000, 1, 1, src, THIEF, BRIDGE, "ETH", 10**16, "native")  # bridge fee
+    b.flow("ethereum", 700, 7000, 1, LOG_BASE + 2, src, THIEF, BRIDGE, usdc, 5_000 * 10**6, "token")
+    relayer = "0x" + "3e" * 20
+    b.flow("arbitrum", 9, 7100, 0, 0, dst, relayer, "fees", "ETH", 10**14, "fee")
+    b.flow("arbitrum", 9, 7100, 0, LOG_BASE, dst, relayer, recipient, arb_usdc, 4_990 * 10**6, "token")
+    b.write(workspace)
+    csv = tmp_path / "links.csv"
+    csv.write_text("src_chain,src_tx,dst_chain,dst_tx,asset\n"
+                   f"ethereum,{src},arbitrum,{dst},\n")
+    with pytest.raises(InputError, match=r"line 2.*add column asset"):
+        import_links(workspace, csv)
+    csv.write_text("src_chain,src_tx,dst_chain,dst_tx,asset\n"
+                   f"ethereum,{src},arbitrum,{dst},{usdc.upper().replace('0X', '0x')}\n")
+    assert import_links(workspace, csv).applied == 1
+    (bridge,) = conversion_rows(workspace, "bridge")
+    assert (bridge["src"], bridge["asset"], bridge["amount_out"]) == (THIEF, usdc, str(5_000 * 10**6))
+    assert (bridge["dst"], bridge["dst_chain"], bridge["dst_asset"], bridge["amount_in"]) == (
+        recipient, "arbitrum", arb_usdc, str(4_990 * 10**6))
+    # the bridge fee in ETH stays a plain flow into the bridge contract
+    assert workspace.con.execute(
+        "SELECT count(*) FROM ledger WHERE tx_hash = ? AND asset = 'ETH' AND dst = ?", [src, BRIDGE]
+    ).fetchone()[0] == 1
+    assert_conserved(workspace)
