@@ -45,3 +45,12 @@ def test_links_import_bad_file_is_one_line_error(tmp_path):
 def test_help_lists_commands():
     res = runner.invoke(app, ["conversions", "--help"])
     assert res.exit_code == 0 and "detect" in res.output and "inbounds" in res.output
+
+
+def test_inbounds_table_shows_memo_text_verbatim(tmp_path):
+    path = tmp_path / "ws"
+    with open_workspace(path) as ws:
+        full_case(ws)
+    runner.invoke(app, ["conversions", "detect", "-w", str(path)])
+    res = runner.invoke(app, ["conversions", "inbounds", "-w", str(path)], env={"COLUMNS": "250"})
+    assert res.exit_code == 0 and "bc1qnever" in res.output and "🅱" not in res.output

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
 
 from heisttrace.cli.common import JsonOpt, WorkspaceOpt, console, print_arrow, print_json
 from heisttrace.conversions.links import import_links
@@ -70,14 +72,28 @@ def inbounds(
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """List THORChain swap deposits with their destination chain and address (after `detect`)."""
+    """List THORChain swap deposits with their destination chain and address (after `detect`).
+
+    Unmatched ones are where to ask THORChain (or a block explorer) for the payout.
+    """
     with open_workspace(workspace, create=False) as ws:
         ensure_tables(ws)
         sql = "SELECT * FROM bridge_inbounds"
         if unmatched:
             sql += " WHERE matched_tx IS NULL"
         table = ws.con.execute(sql + " ORDER BY time, chain, tx_hash").fetch_arrow_table()
-    print_arrow(table, title=f"THORChain inbounds ({table.num_rows})", as_json=json)
+    if json:
+        print_arrow(table, as_json=True)
+        return
+    # Cells as Text: memos like `=:b:addr` must not turn into emoji or markup.
+    out = Table(title=f"THORChain inbounds ({table.num_rows})")
+    cols = ["chain", "tx_hash", "depositor", "amount", "asset", "dest_chain", "dest_address",
+            "matched_tx"]  # the full memo is in --json
+    for name in cols:
+        out.add_column(name, overflow="fold")
+    for row in table.to_pylist():
+        out.add_row(*(Text("" if row[c] is None else str(row[c])) for c in cols))
+    console.print(out)
 
 
 @links_app.command("import")
