@@ -551,3 +551,34 @@ def test_third_party_payment_in_swap_tx_stays_plain(workspace):
         "SELECT count(*) FROM ledger WHERE dst = ? AND kind = 'token'", [referrer]).fetchone()[0] == 1
     assert balances(workspace, "ledger")[("ethereum", THIEF, USDT)] == -1000 * 10**6
     assert_conserved(workspace)
+
+
+def test_swap_then_bridge_in_one_transaction(workspace):
+    """A THORChain aggregator: stETH -> ETH on a pool and the ETH into the router, one transaction.
+
+    The bridge leaves from the aggregator, the swap delivers to it, in that order inside the
+    transaction, so the thief's stETH ends as BTC at the memo's address.
+    """
+    agg = "0x" + "a9" * 20
+    b = Builder()
+    h, blk, t, i = tx(130), 900, 9000, 4
+    sold, eth = 30 * E18, 29 * E18
+    b.flow("ethereum", blk, t, i, 0, h, THIEF, "fees", "ETH", 10**15, "fee")
+    b.flow("ethereum", blk, t, i, 2, h, PAIR, agg, "ETH", eth, "internal")
+    b.flow("ethereum", blk, t, i, 3, h, agg, ROUTER, "ETH", eth, "internal")
+    b.flow("ethereum", blk, t, i, 4, h, ROUTER, VAULT, "ETH", eth, "internal")
+    b.flow("ethereum", blk, t, i, LOG_BASE + 0, h, THIEF, PAIR, STETH, sold, "token")
+    b.log("ethereum", blk, t, h, 1, PAIR, events.univ2_swap(agg, agg, sold, 0, 0, eth))
+    b.log("ethereum", blk, t, h, 2, ROUTER, events.thorchain_deposit(VAULT, ZERO, eth, f"=:b:{BTC_DEST}"))
+    btc_outbound(b, 131, h, BTC_DEST, 50_000_000)
+    b.write(workspace)
+    report = detect_conversions(workspace)
+    assert (report.swaps.swaps, report.bridges.matched) == (1, 1)
+    (swap,) = conversion_rows(workspace, "swap")
+    (bridge,) = conversion_rows(workspace, "bridge")
+    assert (swap["src"], swap["asset"], swap["dst"], swap["dst_asset"]) == (THIEF, STETH, agg, "ETH")
+    assert (bridge["src"], bridge["asset"], bridge["dst"]) == (agg, "ETH", BTC_DEST)
+    assert swap["amount_in"] == bridge["amount_out"] == str(eth)
+    assert swap["ordinal"] < bridge["ordinal"]
+    led = balances(workspace, "ledger")
+    assert led[("ethereum", agg, "ETH")] == 0 and led[("bitcoin", BTC_DEST, "BTC")] == 50_000_000
