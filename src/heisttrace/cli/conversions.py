@@ -68,7 +68,9 @@ def detect(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
 
 @app.command()
 def inbounds(
-    unmatched: Annotated[bool, typer.Option("--unmatched", help="Only deposits with no payout found.")] = False,
+    unmatched: Annotated[
+        bool, typer.Option("--unmatched", help="Only deposits with no payout found.")
+    ] = False,
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
 ) -> None:

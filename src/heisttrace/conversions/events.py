@@ -31,7 +31,8 @@ def log_row(
 
 
 def thorchain_deposit(vault: str, asset: str, amount: int, memo: str) -> tuple[list[str], str]:
-    """Topics and data of `Deposit(address indexed to, address indexed asset, uint amount, string memo)`."""
+    """Topics and data of the router's
+    `Deposit(address indexed to, address indexed asset, uint amount, string memo)`."""
     data = encode_uint(amount) + encode_uint(64) + encode_string_tail(memo)
     return [DEPOSIT_TOPIC, encode_address_topic(vault), encode_address_topic(asset)], data
 
@@ -39,7 +40,8 @@ def thorchain_deposit(vault: str, asset: str, amount: int, memo: str) -> tuple[l
 def thorchain_transfer_out(
     vault: str, to: str, asset: str, amount: int, memo: str
 ) -> tuple[list[str], str]:
-    """`TransferOut(address indexed vault, address indexed to, address asset, uint amount, string memo)`."""
+    """The router's `TransferOut(address indexed vault, address indexed to, address asset,
+    uint amount, string memo)`."""
     data = (
         encode_uint(int(asset, 16)) + encode_uint(amount) + encode_uint(96)
         + encode_string_tail(memo)
@@ -58,10 +60,13 @@ def univ3_swap(
     sender: str, recipient: str, amount0: int, amount1: int
 ) -> tuple[list[str], str]:
     data = "".join(encode_uint(v) for v in (amount0, amount1, 1 << 96, 10**18, 0))
-    return [TOPICS["univ3_swap"], encode_address_topic(sender), encode_address_topic(recipient)], data
+    topics = [TOPICS["univ3_swap"], encode_address_topic(sender), encode_address_topic(recipient)]
+    return topics, data
 
 
-def curve_exchange(buyer: str, sold_id: int, sold: int, bought_id: int, bought: int) -> tuple[list[str], str]:
+def curve_exchange(
+    buyer: str, sold_id: int, sold: int, bought_id: int, bought: int
+) -> tuple[list[str], str]:
     data = "".join(encode_uint(v) for v in (sold_id, sold, bought_id, bought))
     return [TOPICS["curve_exchange"], encode_address_topic(buyer)], data
 

@@ -85,7 +85,9 @@ def read_links(path: Path) -> list[dict]:
         for col in ("src_tx", "dst_tx"):
             hexpart = row[col].lower().removeprefix("0x")
             if not hexpart or any(c not in "0123456789abcdef" for c in hexpart):
-                raise InputError(f"not a transaction hash: {row[col]!r}", file=name, line=n, field=col)
+                raise InputError(
+                    f"not a transaction hash: {row[col]!r}", file=name, line=n, field=col
+                )
         src_chain, dst_chain = row["src_chain"].lower(), row["dst_chain"].lower()
         rows.append(
             {
@@ -123,7 +125,8 @@ def _one(values: set[str], what: str, col: str) -> str:
         return next(iter(values))
     if not values:
         raise LookupError(f"no {what} found")
-    raise LookupError(f"{len(values)} candidate {what}s ({', '.join(sorted(values)[:3])}...): add column {col}")
+    some = ", ".join(sorted(values)[:3])
+    raise LookupError(f"{len(values)} candidate {what}s ({some}...): add column {col}")
 
 
 def _source_side(link: dict, flows: list[dict]) -> tuple[str, str, list[dict]]:
@@ -193,21 +196,25 @@ def apply_links(
     ensure_tables(ws)
     batch = batch or Batch(STAGE)
     result = LinkResult()
-    links = ws.con.execute("SELECT * FROM bridge_links ORDER BY source_file, line").fetch_arrow_table().to_pylist()
-    keys = {(ln["src_chain"], ln["src_tx"]) for ln in links} | {(ln["dst_chain"], ln["dst_tx"]) for ln in links}
+    links = ws.con.execute(
+        "SELECT * FROM bridge_links ORDER BY source_file, line"
+    ).fetch_arrow_table().to_pylist()
+    keys = {(ln["src_chain"], ln["src_tx"]) for ln in links}
+    keys |= {(ln["dst_chain"], ln["dst_tx"]) for ln in links}
     flows = tx_flows(ws, sorted(keys))
     used: set[tuple[str, str, int]] = set(batch.superseded)
     rank: dict[tuple[str, str], int] = defaultdict(int)
     for link in links:
         result.links += 1
         where = f"{link['source_file']} line {link['line']}"
-        src_flows = [f for f in flows.get((link["src_chain"], link["src_tx"]), []) if flow_key(f) not in used]
-        dst_flows = [f for f in flows.get((link["dst_chain"], link["dst_tx"]), []) if flow_key(f) not in used]
+        src_key, dst_key = (link["src_chain"], link["src_tx"]), (link["dst_chain"], link["dst_tx"])
+        src_flows = [f for f in flows.get(src_key, []) if flow_key(f) not in used]
+        dst_flows = [f for f in flows.get(dst_key, []) if flow_key(f) not in used]
         try:
             if not src_flows:
-                raise NotIngested(f"no flows of {link['src_chain']} transaction {link['src_tx']} (not ingested yet?)")
+                raise NotIngested(f"no flows of {' transaction '.join(src_key)} (not ingested yet?)")
             if not dst_flows:
-                raise NotIngested(f"no flows of {link['dst_chain']} transaction {link['dst_tx']} (not ingested yet?)")
+                raise NotIngested(f"no flows of {' transaction '.join(dst_key)} (not ingested yet?)")
             src, asset, deposits = _source_side(link, src_flows)
             dst, dst_asset, payouts = _dest_side(link, dst_flows)
         except LookupError as exc:

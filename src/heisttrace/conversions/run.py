@@ -127,8 +127,10 @@ def label_observed(ws: Workspace) -> int:
             GROUP BY chain, topics[2]
         ),
         one AS (SELECT DISTINCT ON (chain, address) * FROM seen ORDER BY chain, address, category)
-        INSERT INTO labels (chain, address, entity, category, source, confidence, heuristic, evidence)
-        SELECT chain, address, entity, category, '{OBSERVED_SOURCE}', {OBSERVED_CONFIDENCE}, true, evidence
+        INSERT INTO labels
+            (chain, address, entity, category, source, confidence, heuristic, evidence)
+        SELECT chain, address, entity, category, '{OBSERVED_SOURCE}', {OBSERVED_CONFIDENCE},
+               true, evidence
         FROM one o WHERE NOT EXISTS (
             SELECT 1 FROM labels l WHERE l.chain = o.chain AND l.address = o.address
               AND l.source = '{KNOWN_SOURCE}')

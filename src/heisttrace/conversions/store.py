@@ -28,10 +28,12 @@ MEMOS = "(SELECT DISTINCT * FROM tx_memos) AS tx_memos"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS conversion_flows (
-    chain VARCHAR NOT NULL, tx_hash VARCHAR NOT NULL, ordinal BIGINT NOT NULL, stage VARCHAR NOT NULL
+    chain VARCHAR NOT NULL, tx_hash VARCHAR NOT NULL, ordinal BIGINT NOT NULL,
+    stage VARCHAR NOT NULL
 );
 CREATE TABLE IF NOT EXISTS conversion_superseded (
-    chain VARCHAR NOT NULL, tx_hash VARCHAR NOT NULL, ordinal BIGINT NOT NULL, stage VARCHAR NOT NULL
+    chain VARCHAR NOT NULL, tx_hash VARCHAR NOT NULL, ordinal BIGINT NOT NULL,
+    stage VARCHAR NOT NULL
 );
 CREATE TABLE IF NOT EXISTS bridge_inbounds (
     chain VARCHAR, tx_hash VARCHAR, time BIGINT, depositor VARCHAR, asset VARCHAR,

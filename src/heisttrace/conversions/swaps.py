@@ -20,9 +20,11 @@ The swap flow goes (X, A, loss) -> (R, B, gain) at the transaction's reserved sw
 replaces the raw flows between X or R and the DEX side (DEX contracts and pass-through addresses
 whose net is zero); a payment to a third party in the same transaction (a referrer fee paid by
 the trader) stays a plain flow. Loss and gain are the parties' net over the replaced flows, which
-must change nothing else of theirs, so each side keeps exactly its own-unit balance. WETH wraps are not `Transfer`s, so a `Deposit(dst, wad)` /
-`Withdrawal(src, wad)` from an emitter that received / sent that much ETH in the transaction
-counts as wad WETH (the emitter's address) minted to dst / burnt from src.
+must change nothing else of theirs, so each side keeps exactly its own-unit balance.
+
+WETH wraps are not `Transfer`s, so a `Deposit(dst, wad)` / `Withdrawal(src, wad)` from an
+emitter that received / sent that much ETH in the transaction counts as wad WETH (the
+emitter's address) minted to dst / burnt from src.
 
 Limits: one swap per transaction (a transaction where the trader loses or gains two assets is
 skipped and reported as ambiguous); swaps spread over several transactions (liquid-staking
@@ -68,7 +70,9 @@ def dex_addresses(ws: Workspace) -> set[tuple[str, str]]:
 
 def spam_addresses(ws: Workspace) -> set[tuple[str, str]]:
     """Spam tokens and poisoning addresses: the engine never follows them, neither do we."""
-    rows = ws.con.execute("SELECT DISTINCT chain, address FROM labels WHERE category = 'spam'").fetchall()
+    rows = ws.con.execute(
+        "SELECT DISTINCT chain, address FROM labels WHERE category = 'spam'"
+    ).fetchall()
     return {(c, a.lower()) for c, a in rows}
 
 
@@ -83,7 +87,9 @@ def _logs_by_tx(ws: Workspace) -> dict[tuple[str, str], list[tuple]]:
     ).fetchall()
     out: dict[tuple[str, str], list[tuple]] = defaultdict(list)
     for chain, tx, log_index, address, topic0, topics, data in rows:
-        out[(chain, tx.lower())].append((log_index, address.lower(), SWAP_TOPICS[topic0], topics, data))
+        out[(chain, tx.lower())].append(
+            (log_index, address.lower(), SWAP_TOPICS[topic0], topics, data)
+        )
     return out
 
 
@@ -93,7 +99,8 @@ def _mint_burn_txs(ws: Workspace) -> list[tuple[str, str]]:
     return [
         (c, t) for c, t in ws.con.execute(
             f"""SELECT DISTINCT chain, tx_hash FROM ledger
-                WHERE kind = 'token' AND (src = '{abi.ZERO_ADDRESS}' OR dst = '{abi.ZERO_ADDRESS}')"""
+                WHERE kind = 'token'
+                  AND (src = '{abi.ZERO_ADDRESS}' OR dst = '{abi.ZERO_ADDRESS}')"""
         ).fetchall()
     ]
 

@@ -280,7 +280,8 @@ def match_thorchain(ws: Workspace, batch: Batch | None = None) -> tuple[Batch, T
                 continue
             replaced = deposits + [
                 f for f in src_flows
-                if not inb.utxo and f["src"] == inb.router and f["dst"] == inb.vault and f["asset"] == inb.asset
+                if not inb.utxo and f["src"] == inb.router and f["dst"] == inb.vault
+                and f["asset"] == inb.asset
                 and f["kind"] != "fee"
             ]
             k = rank.get((inb.chain, inb.tx_hash), 0)

@@ -58,7 +58,8 @@ SWAP_ACTIONS: dict[str, bool] = {"swap": False, "s": False, "=": False, "=<": Tr
 
 @dataclass(frozen=True)
 class Asset:
-    """A THORChain asset: `chain` is the THORChain code (BTC, ETH), `kind` layer1/synth/trade/secured."""
+    """A THORChain asset: `chain` is the THORChain code (BTC, ETH); `kind` is layer1, synth,
+    trade or secured."""
 
     chain: str
     symbol: str
@@ -113,7 +114,8 @@ def normalize_hash(value: str) -> str:
 
 
 def parse_asset(text: str) -> Asset | None:
-    """`CHAIN.SYM[-CONTRACT]`, `CHAIN/SYM` synth, `CHAIN~SYM` trade, `CHAIN-SYM` secured, or a short code."""
+    """`CHAIN.SYM[-CONTRACT]`, `CHAIN/SYM` synth, `CHAIN~SYM` trade, `CHAIN-SYM` secured,
+    or a short code."""
     text = text.strip()
     if not text:
         return None
@@ -156,7 +158,8 @@ def _int(text: str) -> int | None:
 
 
 def parse_memo(text: str | bytes | None) -> Memo | None:
-    """A memo parsed into its fields, or None if it is not a swap / OUT / REFUND memo THORChain would act on."""
+    """A memo parsed into its fields, or None if it is not a swap / OUT / REFUND memo that
+    THORChain would act on."""
     if text is None:
         return None
     if isinstance(text, bytes):
