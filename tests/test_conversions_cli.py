@@ -47,10 +47,13 @@ def test_help_lists_commands():
     assert res.exit_code == 0 and "detect" in res.output and "inbounds" in res.output
 
 
-def test_inbounds_table_shows_memo_text_verbatim(tmp_path):
+def test_inbounds_table_lists_destinations(tmp_path, monkeypatch):
+    from heisttrace.cli import common
+
+    monkeypatch.setattr(common.console, "width", 250)
     path = tmp_path / "ws"
     with open_workspace(path) as ws:
         full_case(ws)
     runner.invoke(app, ["conversions", "detect", "-w", str(path)])
-    res = runner.invoke(app, ["conversions", "inbounds", "-w", str(path)], env={"COLUMNS": "250"})
+    res = runner.invoke(app, ["conversions", "inbounds", "-w", str(path)])
     assert res.exit_code == 0 and "bc1qnever" in res.output and "🅱" not in res.output

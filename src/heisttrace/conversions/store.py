@@ -20,7 +20,6 @@ from heisttrace.ledger.workspace import Workspace
 # start at 2 and would need half a million value calls to reach these.
 SWAP_POSITION = LOG_BASE - 4096
 BRIDGE_POSITION = LOG_BASE - 2048
-CONVERSION_KINDS = ("swap", "bridge")
 
 # The importers' tables, each row once even if a block was imported twice.
 LOGS = "(SELECT DISTINCT ON (chain, tx_hash, log_index) * FROM evm_logs) AS evm_logs"
