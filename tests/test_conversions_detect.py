@@ -582,3 +582,28 @@ def test_swap_then_bridge_in_one_transaction(workspace):
     assert swap["ordinal"] < bridge["ordinal"]
     led = balances(workspace, "ledger")
     assert led[("ethereum", agg, "ETH")] == 0 and led[("bitcoin", BTC_DEST, "BTC")] == 50_000_000
+
+
+def test_two_deposits_in_one_transaction(workspace):
+    """A batch: two router deposits in one transaction, paid out to two Bitcoin addresses."""
+    b = Builder()
+    h, other = tx(140), "bc1qsecond00000000000000000000000000000"
+    b.flow("ethereum", 950, 9500, 2, 0, h, THIEF, "fees", "ETH", 10**15, "fee")
+    b.flow("ethereum", 950, 9500, 2, 2, h, THIEF, ROUTER, "ETH", 3 * E18, "internal")
+    b.flow("ethereum", 950, 9500, 2, 3, h, ROUTER, VAULT, "ETH", 3 * E18, "internal")
+    b.flow("ethereum", 950, 9500, 2, 4, h, THIEF, ROUTER, "ETH", 5 * E18, "internal")
+    b.flow("ethereum", 950, 9500, 2, 5, h, ROUTER, VAULT, "ETH", 5 * E18, "internal")
+    b.log("ethereum", 950, 9500, h, 0, ROUTER, events.thorchain_deposit(VAULT, ZERO, 3 * E18, f"=:b:{BTC_DEST}"))
+    b.log("ethereum", 950, 9500, h, 1, ROUTER, events.thorchain_deposit(VAULT, ZERO, 5 * E18, f"=:b:{other}"))
+    btc_outbound(b, 139, h, other, 10_000_000)  # the second deposit is paid first
+    btc_outbound(b, 141, h, BTC_DEST, 6_000_000)
+    b.write(workspace)
+    report = detect_conversions(workspace)
+    assert report.bridges.matched == 2
+    got = {(r["dst"], r["amount_out"], r["amount_in"], r["ordinal"] % TX_STRIDE)
+           for r in conversion_rows(workspace, "bridge")}
+    assert got == {(BTC_DEST, str(3 * E18), "6000000", BRIDGE_POSITION),
+                   (other, str(5 * E18), "10000000", BRIDGE_POSITION + 1)}
+    assert workspace.con.execute(
+        "SELECT count(*) FROM ledger WHERE tx_hash = ? AND kind = 'internal'", [h]).fetchone()[0] == 0
+    assert_conserved(workspace)

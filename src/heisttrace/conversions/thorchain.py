@@ -192,7 +192,7 @@ def _dest_address(memo: Memo) -> str | None:
 
 
 def _payout(
-    out: Outbound, flows: list[dict], target: str | None
+    out: Outbound, flows: list[dict], target: str | None, fallback: bool
 ) -> tuple[str, str, int, list[dict]] | None:
     """(recipient, asset, amount received, raw payout flows) of an outbound, or None.
 
@@ -203,6 +203,8 @@ def _payout(
     flows = [f for f in flows if f["kind"] != "fee" and f["dst"] != FEE_SINK]
     if out.kind == "evm":
         assert out.recipient and out.asset
+        if not fallback and target and target.lower() != out.recipient:
+            return None
         received = [f for f in flows if f["dst"] == out.recipient and f["asset"] == out.asset]
         forward = [
             f for f in flows
@@ -214,11 +216,11 @@ def _payout(
     outputs = [f for f in flows if f["src"] == node]
     if not outputs:
         return None
-    return _utxo_recipient(target or "", node, flows, outputs)
+    return _utxo_recipient(target or "", node, flows, outputs, fallback)
 
 
 def _utxo_recipient(
-    dest: str, node: str, flows: list[dict], outputs: list[dict]
+    dest: str, node: str, flows: list[dict], outputs: list[dict], fallback: bool = True
 ) -> tuple[str, str, int, list[dict]] | None:
     # bech32 addresses are case-insensitive (a memo may carry them upper-case); base58 are not
     bech32 = dest.lower().startswith(("bc1", "tb1", "bcrt1", "ltc1"))
@@ -226,6 +228,8 @@ def _utxo_recipient(
         f for f in outputs
         if f["dst"] == dest or (bech32 and f["dst"].lower() == dest.lower())
     ]
+    if not paid and not fallback:
+        return None
     if not paid:
         # No output to the memo's address: take the largest output that is not change.
         inputs = {f["src"] for f in flows if f["dst"] == node}
@@ -261,29 +265,39 @@ def match_thorchain(ws: Workspace, batch: Batch | None = None) -> tuple[Batch, T
                 f for f in src_flows
                 if f["dst"] == inb.router and f["asset"] == inb.asset and f["kind"] != "fee"
             ]
+            # several deposits in one transaction: the flow of exactly this amount is this one's
+            exact = [f for f in deposits if int(f["amount_out"]) == inb.amount]
+            deposits = exact[:1] or deposits
             depositor = sender = deposits[0]["src"] if deposits else None
             deposits = [f for f in deposits if f["src"] == depositor]
         deposited = sum(int(f["amount_out"]) for f in deposits)
         dest_chain = inb.memo.asset.ledger_chain if inb.memo.asset else None
         dest_address = _dest_address(inb.memo)
         matched_tx = None
-        for out in outbounds.get(normalize_hash(inb.tx_hash), []):
+        # Payouts to the memo's own address first: deposits batched in one transaction share
+        # the inbound hash, so their payouts all say OUT:<that hash>.
+        candidates = [
+            (fallback, out) for fallback in (False, True)
+            for out in outbounds.get(normalize_hash(inb.tx_hash), [])
+        ]
+        for fallback, out in candidates:
             if depositor is None:
                 break
             out_flows = flows.get((out.chain, out.tx_hash), [])
             target = dest_address if out.memo.action == "out" else inb.memo.refund_address
-            payout = _payout(out, out_flows, target)
+            payout = _payout(out, out_flows, target, fallback)
             if payout is None:
                 continue
             recipient, dst_asset, amount_in, paid = payout
             if any(flow_key(f) in used for f in paid):
                 continue
-            replaced = deposits + [
+            forwards = [
                 f for f in src_flows
                 if not inb.utxo and f["src"] == inb.router and f["dst"] == inb.vault
-                and f["asset"] == inb.asset
-                and f["kind"] != "fee"
+                and f["asset"] == inb.asset and f["kind"] != "fee"
             ]
+            exact = [f for f in forwards if int(f["amount_out"]) == deposited]
+            replaced = deposits + (exact[:1] or forwards)
             k = rank.get((inb.chain, inb.tx_hash), 0)
             rank[(inb.chain, inb.tx_hash)] = k + 1
             batch.add(
