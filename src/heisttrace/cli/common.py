@@ -10,9 +10,10 @@ import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 WorkspaceOpt = Annotated[
     Path | None,
@@ -40,5 +41,6 @@ def print_arrow(table: pa.Table, title: str | None = None, as_json: bool = False
     for name in table.column_names:
         out.add_column(name, overflow="fold")
     for row in table.to_pylist():
-        out.add_row(*("" if v is None else str(v) for v in row.values()))
+        # Text cells: data (labels, memos) is never read as Rich markup or emoji codes.
+        out.add_row(*(Text("" if v is None else str(v)) for v in row.values()))
     console.print(out)
