@@ -1,0 +1,318 @@
+"""Bitcoin-family blocks (Bitcoin Core `getblock` JSON) into UTXO flows.
+
+The model (DESIGN.md "Bitcoin"): each transaction T is a node `tx:<txid>` that pools its
+inputs. For each output n paying X there is a flow `tx:T -> X` at T's time; when tx S spends
+that output there is a flow `X -> tx:S` at S's time, for the output's value; the fee is a
+flow `tx:T -> fees`. A coinbase has no inputs: its outputs are new, clean coins. Haircut over
+these nodes is BlockSci's per-transaction haircut; FIFO is input-order/output-order FIFO.
+
+Ordinals inside a block, `tx_index * TX_STRIDE + position`:
+  position k                 input k (spending flow), inputs first so the pool fills first
+  position LOG_BASE + n      output n
+  position TX_STRIDE - 1     the fee (FEE_POSITION), last: FIFO pays outputs before the fee
+
+Input values come from a verbosity-3 `prevout`, else from the outputs of earlier blocks (this
+import or any earlier one: they are kept in `utxo_outputs`), else from loose
+`getrawtransaction` objects given with the import. An input whose value is still unknown is
+missing history: no spending flow, and the transaction's fee is only known when the node
+printed it (`fee`, verbosity 2 with undo data); otherwise no fee flow.
+Zero-value outputs (OP_RETURN) move nothing and produce no flow; their text goes to
+`tx_memos`, which is how THORChain outbounds (`OUT:<inbound hash>`) are matched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from heisttrace.errors import InputError
+from heisttrace.ledger.schema import FEE_SINK, FLOW_COLUMNS, LOG_BASE, TX_STRIDE, native_asset
+from heisttrace.ledger.workspace import Workspace
+from heisttrace.sources.bitcoin_json import (
+    Columns,
+    Where,
+    add_block,
+    list_files,
+    read_documents,
+    script_address,
+    to_base_units,
+    unwrap,
+)
+
+CHAINS: tuple[str, ...] = ("bitcoin", "bitcoin_cash", "dogecoin", "litecoin")
+FEE_POSITION = TX_STRIDE - 1
+TX_NODE_PREFIX = "tx:"
+
+# Every output we have seen, so that later imports can value the inputs that spend them.
+UTXO_DDL = """
+CREATE TABLE IF NOT EXISTS utxo_outputs (
+    chain VARCHAR NOT NULL, txid VARCHAR NOT NULL, n BIGINT NOT NULL, address VARCHAR NOT NULL,
+    value BIGINT NOT NULL, block BIGINT NOT NULL
+);
+"""
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class IngestReport:
+    """What one import added; `notes` says what could not be mapped and why."""
+
+    chain: str
+    files: int = 0
+    blocks: int = 0
+    txs: int = 0
+    flows_added: int = 0
+    outputs_added: int = 0
+    memos_added: int = 0
+    inputs_unknown: int = 0
+    fees_unknown: int = 0
+    skipped_documents: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tx_node(txid: str) -> str:
+    """The ledger address of a transaction's pool."""
+    return TX_NODE_PREFIX + txid
+
+
+def ensure_tables(ws: Workspace) -> None:
+    ws.con.execute(UTXO_DDL)
+
+
+def ingest_bitcoin(
+    ws: Workspace,
+    paths: list[str | Path],
+    chain: str = "bitcoin",
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Import block JSON files (or folders of them) as flows; all or nothing, idempotent.
+
+    `progress(done, total)` is called after each file is read.
+    """
+    if chain not in CHAINS:
+        raise InputError(f"unknown chain {chain!r}; one of {', '.join(CHAINS)}", field="chain")
+    files = list_files(paths)
+    report = IngestReport(chain=chain, files=len(files))
+    cols, loose, pending = Columns(), {}, []
+    for done, path in enumerate(files, 1):
+        for line, doc in read_documents(path):
+            where = Where(str(path), line)
+            for kind, obj in unwrap(doc, where):
+                if kind == "other":
+                    report.skipped_documents += 1
+                elif kind == "tx":
+                    txid = obj.get("txid")
+                    if not isinstance(txid, str):
+                        raise where.error("transaction without 'txid'", "txid")
+                    loose[txid.lower()] = (obj, Where(str(path), line))
+                elif any(isinstance(t, str) for t in obj.get("tx") or []):
+                    pending.append((obj, where))  # verbosity 1: needs the loose transactions
+                else:
+                    add_block(cols, obj, where, {})
+        if progress:
+            progress(done, len(files))
+    loose_txs = {txid: tx for txid, (tx, _) in loose.items()}
+    for block, where in pending:
+        add_block(cols, block, where, loose_txs)
+    report.blocks = len(cols.blocks)
+    known = _loose_outputs(loose)
+    with ws.transaction():
+        ensure_tables(ws)
+        _write(ws, chain, cols, known, report)
+        ws.record_import(
+            f"bitcoin:{chain}", ", ".join(str(f) for f in files)[:2000], report.flows_added
+        )
+    return report
+
+
+def _loose_outputs(loose: dict[str, tuple[dict[str, Any], Where]]) -> pa.Table:
+    """Outputs of loose transactions: a last resort to value inputs (not stored)."""
+    rows: dict[str, list[Any]] = {"txid": [], "n": [], "address": [], "value": []}
+    for txid, (tx, where) in loose.items():
+        where.txid = txid
+        for k, out in enumerate(tx.get("vout") or []):
+            if not isinstance(out, dict):
+                raise where.error("output is not an object", f"vout[{k}]")
+            rows["txid"].append(txid)
+            rows["n"].append(int(out.get("n", k)))
+            rows["address"].append(script_address(out.get("scriptPubKey"), where, f"vout[{k}]"))
+            rows["value"].append(to_base_units(out.get("value"), where, f"vout[{k}].value"))
+    return pa.table(
+        rows,
+        schema=pa.schema(
+            [("txid", pa.string()), ("n", pa.int64()), ("address", pa.string()),
+             ("value", pa.int64())]
+        ),
+    )
+
+
+def _tables(cols: Columns) -> dict[str, pa.Table]:
+    s, i64 = pa.string(), pa.int64()
+    return {
+        "_btc_out": pa.table(
+            {"txid": pa.array(cols.o_txid, s), "n": pa.array(cols.o_n, i64),
+             "address": pa.array(cols.o_address, s), "value": pa.array(cols.o_value, i64),
+             "block": pa.array(cols.o_block, i64), "time": pa.array(cols.o_time, i64),
+             "tx_index": pa.array(cols.o_tx_index, i64)}
+        ),
+        "_btc_in": pa.table(
+            {"txid": pa.array(cols.i_txid, s), "idx": pa.array(cols.i_index, i64),
+             "block": pa.array(cols.i_block, i64), "time": pa.array(cols.i_time, i64),
+             "tx_index": pa.array(cols.i_tx_index, i64),
+             "prev_txid": pa.array(cols.i_prev_txid, s), "prev_n": pa.array(cols.i_prev_n, i64),
+             "address": pa.array(cols.i_address, s), "value": pa.array(cols.i_value, i64)}
+        ),
+        "_btc_tx": pa.table(
+            {"txid": pa.array(cols.t_txid, s), "block": pa.array(cols.t_block, i64),
+             "time": pa.array(cols.t_time, i64), "tx_index": pa.array(cols.t_tx_index, i64),
+             "coinbase": pa.array(cols.t_coinbase, pa.bool_()),
+             "n_in": pa.array(cols.t_inputs, i64), "fee": pa.array(cols.t_fee, i64),
+             "file": pa.array(cols.t_file, s)}
+        ),
+        "_btc_memo": pa.table(
+            {"txid": pa.array(cols.m_txid, s), "block": pa.array(cols.m_block, i64),
+             "time": pa.array(cols.m_time, i64), "memo": pa.array(cols.m_memo, s)}
+        ),
+    }
+
+
+_RESOLVED_INPUTS = """
+CREATE TEMP TABLE _btc_in_resolved AS
+SELECT DISTINCT i.txid, i.idx, i.block, i.time, i.tx_index,
+       coalesce(i.address, u.address, k.address) AS address,
+       coalesce(i.value, u.value, k.value) AS value
+FROM _btc_in i
+LEFT JOIN utxo_outputs u ON u.chain = $chain AND u.txid = i.prev_txid AND u.n = i.prev_n
+LEFT JOIN _btc_known k ON k.txid = i.prev_txid AND k.n = i.prev_n
+"""
+
+# Per transaction: outputs total, inputs known, and the fee (computed when every input is
+# known, else the node's own `fee` when it printed one).
+_FEES = """
+CREATE TEMP TABLE _btc_fee AS
+WITH t AS (SELECT DISTINCT ON (txid, block) * FROM _btc_tx),
+outs AS (SELECT txid, block, sum(value)::HUGEINT AS out_sum
+         FROM (SELECT DISTINCT txid, block, n, value FROM _btc_out) GROUP BY ALL),
+ins AS (SELECT txid, block, count(value) AS known, sum(value)::HUGEINT AS in_sum
+        FROM _btc_in_resolved GROUP BY ALL)
+SELECT t.txid, t.block, t.time, t.tx_index, t.coinbase, t.n_in, t.fee AS node_fee, t.file,
+       coalesce(ins.known, 0) AS known, coalesce(ins.in_sum, 0) AS in_sum,
+       coalesce(outs.out_sum, 0) AS out_sum,
+       CASE WHEN t.coinbase THEN 0
+            WHEN coalesce(ins.known, 0) = t.n_in THEN coalesce(ins.in_sum, 0)
+                                                   - coalesce(outs.out_sum, 0)
+            ELSE t.fee END AS fee
+FROM t LEFT JOIN ins USING (txid, block) LEFT JOIN outs USING (txid, block)
+"""
+
+_FLOWS = f"""
+SELECT $chain AS chain, block, time, tx_index * {TX_STRIDE} + idx AS ordinal, txid AS tx_hash,
+       address AS src, '{TX_NODE_PREFIX}' || txid AS dst, $asset AS asset,
+       value::VARCHAR AS amount_out, value::VARCHAR AS amount_in, 'utxo' AS kind,
+       NULL::VARCHAR AS dst_chain, NULL::VARCHAR AS dst_asset
+FROM _btc_in_resolved WHERE value > 0
+UNION ALL
+SELECT $chain, block, time, tx_index * {TX_STRIDE} + {LOG_BASE} + n, txid,
+       '{TX_NODE_PREFIX}' || txid, address, $asset, value::VARCHAR, value::VARCHAR, 'utxo',
+       NULL, NULL
+FROM _btc_out WHERE value > 0
+UNION ALL
+SELECT $chain, block, time, tx_index * {TX_STRIDE} + {FEE_POSITION}, txid,
+       '{TX_NODE_PREFIX}' || txid, '{FEE_SINK}', $asset, fee::VARCHAR, fee::VARCHAR, 'fee',
+       NULL, NULL
+FROM _btc_fee WHERE fee > 0
+"""
+
+
+def _write(ws: Workspace, chain: str, cols: Columns, known: pa.Table, report: IngestReport) -> None:
+    con = ws.con
+    tables = _tables(cols)
+    tables["_btc_known"] = known
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        before = con.execute("SELECT count(*) FROM utxo_outputs").fetchone()[0]  # type: ignore[index]
+        con.execute(
+            """
+            INSERT INTO utxo_outputs
+            SELECT DISTINCT ON (o.txid, o.n) $chain, o.txid, o.n, o.address, o.value, o.block
+            FROM _btc_out o
+            ANTI JOIN utxo_outputs u ON u.chain = $chain AND u.txid = o.txid AND u.n = o.n
+            ORDER BY o.txid, o.n, o.block
+            """,
+            {"chain": chain},
+        )
+        after = con.execute("SELECT count(*) FROM utxo_outputs").fetchone()[0]  # type: ignore[index]
+        report.outputs_added = int(after - before)
+        report.txs = int(
+            con.execute("SELECT count(DISTINCT (txid, block)) FROM _btc_tx").fetchone()[0]  # type: ignore[index]
+        )
+        con.execute(_RESOLVED_INPUTS, {"chain": chain})
+        con.execute(_FEES)
+        _check_fees(con)
+        report.inputs_unknown = int(
+            con.execute("SELECT count(*) FROM _btc_in_resolved WHERE value IS NULL").fetchone()[0]  # type: ignore[index]
+        )
+        report.fees_unknown = int(
+            con.execute("SELECT count(*) FROM _btc_fee WHERE fee IS NULL").fetchone()[0]  # type: ignore[index]
+        )
+        if report.inputs_unknown:
+            report.notes.append(
+                f"{report.inputs_unknown} inputs spend outputs not in this import or the "
+                "workspace (missing history): no spending flow; import the earlier blocks "
+                "or use getblock verbosity 3"
+            )
+        if report.fees_unknown:
+            report.notes.append(
+                f"{report.fees_unknown} transactions have inputs of unknown value and no "
+                "'fee' from the node: no fee flow"
+            )
+        flows = con.execute(_FLOWS, {"chain": chain, "asset": native_asset(chain)}).fetch_arrow_table()
+        report.flows_added = ws.add_flows(flows.select(FLOW_COLUMNS))
+        before = con.execute("SELECT count(*) FROM tx_memos").fetchone()[0]  # type: ignore[index]
+        con.execute(
+            """
+            INSERT INTO tx_memos
+            SELECT DISTINCT $chain, m.block, m.time, m.txid, m.memo FROM _btc_memo m
+            ANTI JOIN tx_memos t ON t.chain = $chain AND t.tx_hash = m.txid AND t.memo = m.memo
+            """,
+            {"chain": chain},
+        )
+        after = con.execute("SELECT count(*) FROM tx_memos").fetchone()[0]  # type: ignore[index]
+        report.memos_added = int(after - before)
+    finally:
+        for name in tables:
+            con.unregister(name)
+        try:
+            con.execute("DROP TABLE IF EXISTS _btc_in_resolved")
+            con.execute("DROP TABLE IF EXISTS _btc_fee")
+        except duckdb.Error:
+            pass  # an aborted transaction: the rollback removes them
+
+
+def _check_fees(con: Any) -> None:
+    """Inputs worth less than the outputs, or a computed fee the node contradicts, is bad data."""
+    bad = con.execute(
+        """
+        SELECT txid, block, file, in_sum, out_sum, node_fee FROM _btc_fee
+        WHERE NOT coinbase AND known = n_in
+          AND (in_sum < out_sum OR (node_fee IS NOT NULL AND node_fee <> in_sum - out_sum))
+        ORDER BY block, tx_index LIMIT 1
+        """
+    ).fetchone()
+    if bad:
+        txid, block, file, in_sum, out_sum, node_fee = bad
+        raise InputError(
+            f"transaction {txid}: inputs {in_sum} sat, outputs {out_sum} sat, node fee "
+            f"{node_fee} sat do not balance",
+            file=file, block=int(block), field="fee",
+        )
