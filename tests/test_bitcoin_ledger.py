@@ -348,14 +348,20 @@ def chains(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(blocks=chains(), split=st.integers(0, 4))
-def test_known_inputs_balance(tmp_path_factory: pytest.TempPathFactory, blocks: list, split: int) -> None:
+@given(blocks=chains(), split=st.integers(0, 4), batch=st.sampled_from([1, 3, 50_000]),
+       reverse=st.booleans())
+def test_known_inputs_balance(
+    tmp_path_factory: pytest.TempPathFactory, blocks: list, split: int, batch: int, reverse: bool
+) -> None:
     folder = tmp_path_factory.mktemp("prop")
     with open_workspace(folder / "ws") as ws:
         # some blocks in a first import, the rest in a second: history carries over
-        for part in (blocks[:split], blocks[split:]):
+        # small batches and files out of height order: spends wait for their outputs
+        for k, part in enumerate((blocks[:split], blocks[split:])):
             if part:
-                ingest_bitcoin(ws, [write_exact(folder / f"p{len(part)}-{id(part)}.json", part)])
+                files = [write_exact(folder / f"p{k}-{b['height']}.json", b) for b in part]
+                report = ingest_bitcoin(ws, files[::-1] if reverse else files, batch_txs=batch)
+                assert report.inputs_unknown == report.fees_unknown == 0
         rows = ws.con.execute(
             """
             WITH t AS (SELECT tx_hash, sum(CASE WHEN dst = 'tx:' || tx_hash THEN amount_in::HUGEINT ELSE 0 END) inflow,

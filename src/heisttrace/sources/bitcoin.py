@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS utxo_outputs (
 """
 
 Progress = Callable[[int, int], None]
+# Transactions mapped per batch: bounds memory (Python buffers and DuckDB work tables).
+BATCH_TXS = 50_000
 
 
 @dataclass
@@ -93,41 +95,51 @@ def ingest_bitcoin(
     paths: list[str | Path],
     chain: str = "bitcoin",
     progress: Progress | None = None,
+    *,
+    batch_txs: int = BATCH_TXS,
 ) -> IngestReport:
     """Import block JSON files (or folders of them) as flows; all or nothing, idempotent.
 
-    `progress(done, total)` is called after each file is read.
+    Blocks are mapped in batches of about `batch_txs` transactions so memory stays bounded;
+    inputs a batch cannot value yet (an output in a later file, or in a loose transaction)
+    wait until the end of the import. `progress(done, total)` is called after each file.
     """
     if chain not in CHAINS:
         raise InputError(f"unknown chain {chain!r}; one of {', '.join(CHAINS)}", field="chain")
     files = list_files(paths)
     report = IngestReport(chain=chain, files=len(files))
-    cols, loose, pending = Columns(), {}, []
-    for done, path in enumerate(files, 1):
-        for line, doc in read_documents(path):
-            where = Where(str(path), line)
-            for kind, obj in unwrap(doc, where):
-                if kind == "other":
-                    report.skipped_documents += 1
-                elif kind == "tx":
-                    txid = obj.get("txid")
-                    if not isinstance(txid, str):
-                        raise where.error("transaction without 'txid'", "txid")
-                    loose[txid.lower()] = (obj, Where(str(path), line))
-                elif any(isinstance(t, str) for t in obj.get("tx") or []):
-                    pending.append((obj, where))  # verbosity 1: needs the loose transactions
-                else:
-                    add_block(cols, obj, where, {})
-        if progress:
-            progress(done, len(files))
-    loose_txs = {txid: tx for txid, (tx, _) in loose.items()}
-    for block, where in pending:
-        add_block(cols, block, where, loose_txs)
-    report.blocks = len(cols.blocks)
-    known = _loose_outputs(loose)
+    loose: dict[str, tuple[dict[str, Any], Where]] = {}
+    pending: list[tuple[dict[str, Any], Where]] = []
+    batch = _Batch(ws, chain, report)
     with ws.transaction():
         ensure_tables(ws)
-        _write(ws, chain, cols, known, report)
+        batch.start()
+        cols = Columns()
+        for done, path in enumerate(files, 1):
+            for line, doc in read_documents(path):
+                where = Where(str(path), line)
+                for kind, obj in unwrap(doc, where):
+                    if kind == "other":
+                        report.skipped_documents += 1
+                    elif kind == "tx":
+                        txid = obj.get("txid")
+                        if not isinstance(txid, str):
+                            raise where.error("transaction without 'txid'", "txid")
+                        loose[txid.lower()] = (obj, Where(str(path), line))
+                    elif any(isinstance(t, str) for t in obj.get("tx") or []):
+                        pending.append((obj, where))  # verbosity 1: needs the loose txs
+                    else:
+                        add_block(cols, obj, where, {})
+                        if len(cols.t_txid) >= batch_txs:
+                            batch.write(cols)
+                            cols = Columns()
+            if progress:
+                progress(done, len(files))
+        loose_txs = {txid: tx for txid, (tx, _) in loose.items()}
+        for block, where in pending:
+            add_block(cols, block, where, loose_txs)
+        batch.write(cols)
+        batch.finish(_loose_outputs(loose))
         ws.record_import(
             f"bitcoin:{chain}", ", ".join(str(f) for f in files)[:2000], report.flows_added
         )
@@ -185,86 +197,183 @@ def _tables(cols: Columns) -> dict[str, pa.Table]:
     }
 
 
-_RESOLVED_INPUTS = """
-CREATE TEMP TABLE _btc_in_resolved AS
-SELECT DISTINCT i.txid, i.idx, i.block, i.time, i.tx_index,
-       coalesce(i.address, u.address, k.address) AS address,
-       coalesce(i.value, u.value, k.value) AS value
+# Work tables of one import (temporary, dropped at the end or by the rollback):
+#   _btc_seen    (txid, block) of every transaction read, for the report
+#   _btc_wait_in inputs no batch could value yet
+#   _btc_wait_tx transactions with such inputs: what is known of them so far
+_WORK_DDL = """
+CREATE OR REPLACE TEMP TABLE _btc_seen (txid VARCHAR, block BIGINT);
+CREATE OR REPLACE TEMP TABLE _btc_wait_in (
+    txid VARCHAR, idx BIGINT, block BIGINT, time BIGINT, tx_index BIGINT,
+    prev_txid VARCHAR, prev_n BIGINT);
+CREATE OR REPLACE TEMP TABLE _btc_wait_tx (
+    txid VARCHAR, block BIGINT, time BIGINT, tx_index BIGINT, n_in BIGINT, node_fee BIGINT,
+    file VARCHAR, known BIGINT, in_sum HUGEINT, out_sum HUGEINT);
+"""
+_WORK_TABLES = ("_btc_seen", "_btc_wait_in", "_btc_wait_tx", "_btc_in_resolved", "_btc_fee")
+
+# One batch: value its inputs from a prevout or from any output stored so far.
+_RESOLVE_BATCH = """
+CREATE OR REPLACE TEMP TABLE _btc_in_resolved AS
+SELECT DISTINCT i.txid, i.idx, i.block, i.time, i.tx_index, i.prev_txid, i.prev_n,
+       coalesce(i.address, u.address) AS address, coalesce(i.value, u.value) AS value
 FROM _btc_in i
 LEFT JOIN utxo_outputs u ON u.chain = $chain AND u.txid = i.prev_txid AND u.n = i.prev_n
-LEFT JOIN _btc_known k ON k.txid = i.prev_txid AND k.n = i.prev_n
 """
 
-# Per transaction: outputs total, inputs known, and the fee (computed when every input is
-# known, else the node's own `fee` when it printed one).
-_FEES = """
-CREATE TEMP TABLE _btc_fee AS
+# Per transaction of the batch: outputs total, inputs valued, and the fee when it is known
+# now (coinbase, or every input valued); the others wait for the end of the import.
+_FEES_BATCH = """
+CREATE OR REPLACE TEMP TABLE _btc_fee AS
 WITH t AS (SELECT DISTINCT ON (txid, block) * FROM _btc_tx),
 outs AS (SELECT txid, block, sum(value)::HUGEINT AS out_sum
          FROM (SELECT DISTINCT txid, block, n, value FROM _btc_out) GROUP BY ALL),
 ins AS (SELECT txid, block, count(value) AS known, sum(value)::HUGEINT AS in_sum
         FROM _btc_in_resolved GROUP BY ALL)
 SELECT t.txid, t.block, t.time, t.tx_index, t.coinbase, t.n_in, t.fee AS node_fee, t.file,
-       coalesce(ins.known, 0) AS known, coalesce(ins.in_sum, 0) AS in_sum,
-       coalesce(outs.out_sum, 0) AS out_sum,
-       CASE WHEN t.coinbase THEN 0
-            WHEN coalesce(ins.known, 0) = t.n_in THEN coalesce(ins.in_sum, 0)
-                                                   - coalesce(outs.out_sum, 0)
-            ELSE t.fee END AS fee
+       coalesce(ins.known, 0) AS known, coalesce(ins.in_sum, 0)::HUGEINT AS in_sum,
+       coalesce(outs.out_sum, 0)::HUGEINT AS out_sum,
+       t.coinbase OR coalesce(ins.known, 0) = t.n_in AS complete
 FROM t LEFT JOIN ins USING (txid, block) LEFT JOIN outs USING (txid, block)
 """
 
-_FLOWS = f"""
+# End of the import: the waiting inputs against everything stored and the loose
+# transactions; then every waiting transaction gets its fee (computed, or the node's).
+_RESOLVE_WAITING = """
+CREATE OR REPLACE TEMP TABLE _btc_in_resolved AS
+SELECT DISTINCT i.txid, i.idx, i.block, i.time, i.tx_index, i.prev_txid, i.prev_n,
+       coalesce(u.address, k.address) AS address, coalesce(u.value, k.value) AS value
+FROM _btc_wait_in i
+LEFT JOIN utxo_outputs u ON u.chain = $chain AND u.txid = i.prev_txid AND u.n = i.prev_n
+LEFT JOIN _btc_known k ON k.txid = i.prev_txid AND k.n = i.prev_n
+"""
+_FEES_WAITING = """
+CREATE OR REPLACE TEMP TABLE _btc_fee AS
+WITH t AS (SELECT DISTINCT ON (txid, block) * FROM _btc_wait_tx),
+ins AS (SELECT txid, block, count(value) AS known, coalesce(sum(value), 0)::HUGEINT AS in_sum
+        FROM _btc_in_resolved GROUP BY ALL)
+SELECT t.txid, t.block, t.time, t.tx_index, false AS coinbase, t.n_in, t.node_fee, t.file,
+       t.known + coalesce(ins.known, 0) AS known,
+       (t.in_sum + coalesce(ins.in_sum, 0))::HUGEINT AS in_sum, t.out_sum,
+       t.known + coalesce(ins.known, 0) = t.n_in AS complete
+FROM t LEFT JOIN ins USING (txid, block)
+"""
+
+_INPUT_FLOWS = f"""
 SELECT $chain AS chain, block, time, tx_index * {TX_STRIDE} + idx AS ordinal, txid AS tx_hash,
        address AS src, '{TX_NODE_PREFIX}' || txid AS dst, $asset AS asset,
        value::VARCHAR AS amount_out, value::VARCHAR AS amount_in, 'utxo' AS kind,
        NULL::VARCHAR AS dst_chain, NULL::VARCHAR AS dst_asset
 FROM _btc_in_resolved WHERE value > 0
-UNION ALL
+"""
+_OUTPUT_FLOWS = f"""
 SELECT $chain, block, time, tx_index * {TX_STRIDE} + {LOG_BASE} + n, txid,
        '{TX_NODE_PREFIX}' || txid, address, $asset, value::VARCHAR, value::VARCHAR, 'utxo',
        NULL, NULL
 FROM _btc_out WHERE value > 0
-UNION ALL
+"""
+# The fee of a complete transaction is inputs - outputs; of an incomplete one, the node's.
+_FEE_FLOWS = f"""
 SELECT $chain, block, time, tx_index * {TX_STRIDE} + {FEE_POSITION}, txid,
        '{TX_NODE_PREFIX}' || txid, '{FEE_SINK}', $asset, fee::VARCHAR, fee::VARCHAR, 'fee',
        NULL, NULL
-FROM _btc_fee WHERE fee > 0
+FROM (SELECT *, CASE WHEN coinbase THEN 0 WHEN complete THEN in_sum - out_sum
+                     ELSE node_fee END AS fee FROM _btc_fee)
+WHERE fee > 0 {{only}}
 """
 
 
-def _write(ws: Workspace, chain: str, cols: Columns, known: pa.Table, report: IngestReport) -> None:
-    con = ws.con
-    tables = _tables(cols)
-    tables["_btc_known"] = known
-    for name, table in tables.items():
-        con.register(name, table)
-    try:
-        before = con.execute("SELECT count(*) FROM utxo_outputs").fetchone()[0]  # type: ignore[index]
-        con.execute(
-            """
-            INSERT INTO utxo_outputs
-            SELECT DISTINCT ON (o.txid, o.n) $chain, o.txid, o.n, o.address, o.value, o.block
-            FROM _btc_out o
-            ANTI JOIN utxo_outputs u ON u.chain = $chain AND u.txid = o.txid AND u.n = o.n
-            ORDER BY o.txid, o.n, o.block
-            """,
-            {"chain": chain},
-        )
-        after = con.execute("SELECT count(*) FROM utxo_outputs").fetchone()[0]  # type: ignore[index]
-        report.outputs_added = int(after - before)
-        report.txs = int(
-            con.execute("SELECT count(DISTINCT (txid, block)) FROM _btc_tx").fetchone()[0]  # type: ignore[index]
-        )
-        con.execute(_RESOLVED_INPUTS, {"chain": chain})
-        con.execute(_FEES)
-        _check_fees(con)
-        report.inputs_unknown = int(
-            con.execute("SELECT count(*) FROM _btc_in_resolved WHERE value IS NULL").fetchone()[0]  # type: ignore[index]
-        )
-        report.fees_unknown = int(
-            con.execute("SELECT count(*) FROM _btc_fee WHERE fee IS NULL").fetchone()[0]  # type: ignore[index]
-        )
+class _Batch:
+    """Writes one import batch by batch inside the caller's transaction."""
+
+    def __init__(self, ws: Workspace, chain: str, report: IngestReport) -> None:
+        self.ws, self.con, self.chain, self.report = ws, ws.con, chain, report
+        self.params = {"chain": chain, "asset": native_asset(chain)}
+
+    def start(self) -> None:
+        self.con.execute(_WORK_DDL)
+
+    def _count(self, sql: str) -> int:
+        return int(self.con.execute(sql).fetchone()[0])  # type: ignore[index]
+
+    def _add_flows(self, sql: str) -> None:
+        flows = self.con.execute(sql, self.params).fetch_arrow_table()
+        self.report.flows_added += self.ws.add_flows(flows.rename_columns(FLOW_COLUMNS))
+
+    def write(self, cols: Columns) -> None:
+        if not cols.t_txid:
+            return
+        con, chain, report = self.con, {"chain": self.chain}, self.report
+        tables = _tables(cols)
+        for name, table in tables.items():
+            con.register(name, table)
+        try:
+            before = self._count("SELECT count(*) FROM utxo_outputs")
+            con.execute(
+                """
+                INSERT INTO utxo_outputs
+                SELECT DISTINCT ON (o.txid, o.n) $chain, o.txid, o.n, o.address, o.value, o.block
+                FROM _btc_out o
+                ANTI JOIN utxo_outputs u ON u.chain = $chain AND u.txid = o.txid AND u.n = o.n
+                ORDER BY o.txid, o.n, o.block
+                """,
+                chain,
+            )
+            report.outputs_added += self._count("SELECT count(*) FROM utxo_outputs") - before
+            con.execute("INSERT INTO _btc_seen SELECT txid, block FROM _btc_tx")
+            con.execute(_RESOLVE_BATCH, chain)
+            con.execute(_FEES_BATCH)
+            _check_fees(con)
+            con.execute(
+                "INSERT INTO _btc_wait_in SELECT txid, idx, block, time, tx_index, prev_txid, "
+                "prev_n FROM _btc_in_resolved WHERE value IS NULL"
+            )
+            con.execute(
+                "INSERT INTO _btc_wait_tx SELECT txid, block, time, tx_index, n_in, node_fee, "
+                "file, known, in_sum, out_sum FROM _btc_fee WHERE NOT complete"
+            )
+            self._add_flows(
+                f"{_INPUT_FLOWS} UNION ALL {_OUTPUT_FLOWS} UNION ALL "
+                + _FEE_FLOWS.format(only="AND complete")
+            )
+            before = self._count("SELECT count(*) FROM tx_memos")
+            con.execute(
+                """
+                INSERT INTO tx_memos
+                SELECT DISTINCT $chain, m.block, m.time, m.txid, m.memo FROM _btc_memo m
+                ANTI JOIN tx_memos t
+                  ON t.chain = $chain AND t.tx_hash = m.txid AND t.memo = m.memo
+                """,
+                chain,
+            )
+            report.memos_added += self._count("SELECT count(*) FROM tx_memos") - before
+        finally:
+            for name in tables:
+                con.unregister(name)
+
+    def finish(self, known: pa.Table) -> None:
+        con, report = self.con, self.report
+        con.register("_btc_known", known)
+        try:
+            con.execute(_RESOLVE_WAITING, {"chain": self.chain})
+            con.execute(_FEES_WAITING)
+            _check_fees(con)
+            self._add_flows(f"{_INPUT_FLOWS} UNION ALL " + _FEE_FLOWS.format(only=""))
+            report.inputs_unknown = self._count(
+                "SELECT count(*) FROM _btc_in_resolved WHERE value IS NULL"
+            )
+            report.fees_unknown = self._count(
+                "SELECT count(*) FROM _btc_fee WHERE NOT complete AND node_fee IS NULL"
+            )
+            report.txs = self._count("SELECT count(DISTINCT (txid, block)) FROM _btc_seen")
+            report.blocks = self._count("SELECT count(DISTINCT block) FROM _btc_seen")
+        finally:
+            con.unregister("_btc_known")
+            try:
+                for name in _WORK_TABLES:
+                    con.execute(f"DROP TABLE IF EXISTS {name}")
+            except duckdb.Error:
+                pass  # an aborted transaction: the rollback removes them
         if report.inputs_unknown:
             report.notes.append(
                 f"{report.inputs_unknown} inputs spend outputs not in this import or the "
@@ -276,27 +385,6 @@ def _write(ws: Workspace, chain: str, cols: Columns, known: pa.Table, report: In
                 f"{report.fees_unknown} transactions have inputs of unknown value and no "
                 "'fee' from the node: no fee flow"
             )
-        flows = con.execute(_FLOWS, {"chain": chain, "asset": native_asset(chain)}).fetch_arrow_table()
-        report.flows_added = ws.add_flows(flows.select(FLOW_COLUMNS))
-        before = con.execute("SELECT count(*) FROM tx_memos").fetchone()[0]  # type: ignore[index]
-        con.execute(
-            """
-            INSERT INTO tx_memos
-            SELECT DISTINCT $chain, m.block, m.time, m.txid, m.memo FROM _btc_memo m
-            ANTI JOIN tx_memos t ON t.chain = $chain AND t.tx_hash = m.txid AND t.memo = m.memo
-            """,
-            {"chain": chain},
-        )
-        after = con.execute("SELECT count(*) FROM tx_memos").fetchone()[0]  # type: ignore[index]
-        report.memos_added = int(after - before)
-    finally:
-        for name in tables:
-            con.unregister(name)
-        try:
-            con.execute("DROP TABLE IF EXISTS _btc_in_resolved")
-            con.execute("DROP TABLE IF EXISTS _btc_fee")
-        except duckdb.Error:
-            pass  # an aborted transaction: the rollback removes them
 
 
 def _check_fees(con: Any) -> None:
@@ -304,7 +392,7 @@ def _check_fees(con: Any) -> None:
     bad = con.execute(
         """
         SELECT txid, block, file, in_sum, out_sum, node_fee FROM _btc_fee
-        WHERE NOT coinbase AND known = n_in
+        WHERE NOT coinbase AND complete
           AND (in_sum < out_sum OR (node_fee IS NOT NULL AND node_fee <> in_sum - out_sum))
         ORDER BY block, tx_index LIMIT 1
         """
