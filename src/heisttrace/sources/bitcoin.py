@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS utxo_outputs (
 """
 
 Progress = Callable[[int, int], None]
+# (Joins filter `chain` in a subquery: a parameter in the ON clause makes DuckDB fall back
+# to a nested-loop join.)
 # Transactions mapped per batch: bounds memory (Python buffers and DuckDB work tables).
 BATCH_TXS = 50_000
 
@@ -218,7 +220,8 @@ CREATE OR REPLACE TEMP TABLE _btc_in_resolved AS
 SELECT DISTINCT i.txid, i.idx, i.block, i.time, i.tx_index, i.prev_txid, i.prev_n,
        coalesce(i.address, u.address) AS address, coalesce(i.value, u.value) AS value
 FROM _btc_in i
-LEFT JOIN utxo_outputs u ON u.chain = $chain AND u.txid = i.prev_txid AND u.n = i.prev_n
+LEFT JOIN (SELECT txid, n, address, value FROM utxo_outputs WHERE chain = $chain) u
+  ON u.txid = i.prev_txid AND u.n = i.prev_n
 """
 
 # Per transaction of the batch: outputs total, inputs valued, and the fee when it is known
@@ -244,7 +247,8 @@ CREATE OR REPLACE TEMP TABLE _btc_in_resolved AS
 SELECT DISTINCT i.txid, i.idx, i.block, i.time, i.tx_index, i.prev_txid, i.prev_n,
        coalesce(u.address, k.address) AS address, coalesce(u.value, k.value) AS value
 FROM _btc_wait_in i
-LEFT JOIN utxo_outputs u ON u.chain = $chain AND u.txid = i.prev_txid AND u.n = i.prev_n
+LEFT JOIN (SELECT txid, n, address, value FROM utxo_outputs WHERE chain = $chain) u
+  ON u.txid = i.prev_txid AND u.n = i.prev_n
 LEFT JOIN _btc_known k ON k.txid = i.prev_txid AND k.n = i.prev_n
 """
 _FEES_WAITING = """
@@ -314,8 +318,8 @@ class _Batch:
                 INSERT INTO utxo_outputs
                 SELECT DISTINCT ON (o.txid, o.n) $chain, o.txid, o.n, o.address, o.value, o.block
                 FROM _btc_out o
-                ANTI JOIN utxo_outputs u ON u.chain = $chain AND u.txid = o.txid AND u.n = o.n
-                ORDER BY o.txid, o.n, o.block
+                ANTI JOIN (SELECT txid, n FROM utxo_outputs WHERE chain = $chain) u
+                  ON u.txid = o.txid AND u.n = o.n
                 """,
                 chain,
             )
@@ -341,8 +345,8 @@ class _Batch:
                 """
                 INSERT INTO tx_memos
                 SELECT DISTINCT $chain, m.block, m.time, m.txid, m.memo FROM _btc_memo m
-                ANTI JOIN tx_memos t
-                  ON t.chain = $chain AND t.tx_hash = m.txid AND t.memo = m.memo
+                ANTI JOIN (SELECT tx_hash, memo FROM tx_memos WHERE chain = $chain) t
+                  ON t.tx_hash = m.txid AND t.memo = m.memo
                 """,
                 chain,
             )
