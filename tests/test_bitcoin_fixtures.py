@@ -167,3 +167,49 @@ def test_zcash_is_not_read_as_bitcoin(workspace: Workspace) -> None:
     with pytest.raises(InputError) as err:
         ingest_bitcoin(workspace, files, chain="zcash")
     assert err.value.field == "chain"
+
+
+# -- bitcoin-etl's own export as input ----------------------------------------------------
+
+
+def _ledger(ws: Workspace) -> list[tuple]:
+    return ws.con.execute("SELECT * FROM flows ORDER BY ALL").fetchall()
+
+
+@pytest.mark.parametrize("name", [*BITCOIN_FOLDERS, "stream_50001_50002"])
+def test_bitcoin_etl_export_gives_the_same_flows_as_the_node_json(
+    tmp_path: Path, name: str
+) -> None:
+    """Two readers, two independent sources of the same blocks: identical ledgers."""
+    from heisttrace.ledger import open_workspace
+
+    folder = JOB / "bitcoin" / name
+    with open_workspace(tmp_path / "rpc") as a, open_workspace(tmp_path / "etl") as b:
+        ra = ingest_bitcoin(a, _blocks(folder) + sorted(folder.glob("*getrawtransaction*")))
+        rb = ingest_bitcoin(
+            b, [folder / "expected_transactions.json", folder / "expected_blocks.json"]
+        )
+        assert _ledger(a) == _ledger(b) and _ledger(a)
+        assert (ra.txs, ra.blocks, ra.inputs_unknown) == (rb.txs, rb.blocks, rb.inputs_unknown)
+        assert rb.skipped_documents == rb.blocks  # the bitcoin-etl block records
+
+
+def test_bitcoin_etl_dogecoin_spend_inside_one_block(workspace: Workspace) -> None:
+    """Records without `index` are numbered in file order; an in-block spend is valued."""
+    folder = JOB / "dogecoin" / "block_with_float_precision_loss"
+    report = ingest_bitcoin(workspace, [folder / "expected_transactions.json"], chain="dogecoin")
+    expected = _expected(folder)
+    assert report.txs == len(expected)
+    rows = workspace.flows().to_pylist()
+    assert {r["ordinal"] // (1 << 20) for r in rows} == set(range(len(expected)))
+    spends = [r for r in rows if r["dst"].startswith("tx:")]
+    created = {(t["hash"], o["index"]): (o["addresses"][0], o["value"])
+               for t in expected for o in t["outputs"]}
+    in_block = [(t["hash"], i) for t in expected for i in t["inputs"]
+                if (i["spent_transaction_hash"], i["spent_output_index"]) in created]
+    assert len(in_block) == len(spends) == 1
+    txid, inp = in_block[0]
+    address, value = created[(inp["spent_transaction_hash"], inp["spent_output_index"])]
+    assert (spends[0]["tx_hash"], spends[0]["src"], int(spends[0]["amount_out"])) == (
+        txid, address, value)
+    assert report.inputs_unknown == sum(len(t["inputs"]) for t in expected) - 1

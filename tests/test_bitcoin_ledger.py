@@ -257,6 +257,8 @@ def _state(ws: Workspace) -> tuple:
          '"value": 0.123456789, "scriptPubKey": {"hex": "00"}}]}]}' % ("ab" * 32), "tx[0].vout[0].value", None),
         ('{"result": null, "error": {"code": -5, "message": "Block not found"}, "id": 1}', "error", None),
         ('{"height": 5, "time": 1, "tx": []}\n{"height": 6, "time": 2, "tx": [\n', None, 2),
+        ('{"hash": "%s", "block_number": 3, "block_timestamp": 1, "inputs": [], "outputs": '
+         '[{"index": 0, "value": 1.5, "addresses": ["1x"]}]}' % ("ab" * 32), "outputs[0].value", None),
     ],
 )
 def test_malformed_file_names_where_and_writes_nothing(

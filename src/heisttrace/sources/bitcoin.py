@@ -11,6 +11,9 @@ Ordinals inside a block, `tx_index * TX_STRIDE + position`:
   position LOG_BASE + n      output n
   position TX_STRIDE - 1     the fee (FEE_POSITION), last: FIFO pays outputs before the fee
 
+bitcoin-etl transaction exports (JSON lines, the shape of BigQuery's `crypto_bitcoin`
+tables) are read too: values already in satoshi, inputs valued when the export has them.
+
 Input values come from a verbosity-3 `prevout`, else from the outputs of earlier blocks (this
 import or any earlier one: they are kept in `utxo_outputs`), else from loose
 `getrawtransaction` objects given with the import. An input whose value is still unknown is
@@ -37,6 +40,7 @@ from heisttrace.sources.bitcoin_json import (
     Columns,
     Where,
     add_block,
+    add_etl_transaction,
     list_files,
     read_documents,
     script_address,
@@ -117,12 +121,18 @@ def ingest_bitcoin(
         ensure_tables(ws)
         batch.start()
         cols = Columns()
+        etl_index: dict[int, int] = {}
         for done, path in enumerate(files, 1):
             for line, doc in read_documents(path):
                 where = Where(str(path), line)
                 for kind, obj in unwrap(doc, where):
                     if kind == "other":
                         report.skipped_documents += 1
+                    elif kind == "etl_tx":
+                        add_etl_transaction(cols, obj, where, etl_index)
+                        if len(cols.t_txid) >= batch_txs:
+                            batch.write(cols)
+                            cols = Columns()
                     elif kind == "tx":
                         txid = obj.get("txid")
                         if not isinstance(txid, str):

@@ -182,7 +182,7 @@ def read_documents(path: Path) -> Iterator[tuple[int | None, Any]]:
 
 
 def unwrap(doc: Any, where: Where) -> Iterator[tuple[str, dict[str, Any]]]:
-    """("block" | "tx" | "other", object) for every block or transaction inside a document.
+    """("block" | "tx" | "etl_tx" | "other", object) for each block or transaction in a document.
 
     JSON-RPC envelopes and batch lists are opened; scalars (a `getblockhash` or
     `getblockcount` answer lying in the same folder) carry no ledger data and come out as
@@ -204,6 +204,10 @@ def unwrap(doc: Any, where: Where) -> Iterator[tuple[str, dict[str, Any]]]:
         yield "block", doc
     elif "vin" in doc and "vout" in doc:
         yield "tx", doc
+    elif "inputs" in doc and "outputs" in doc and "block_number" in doc:
+        yield "etl_tx", doc  # a bitcoin-etl / BigQuery crypto_bitcoin transaction record
+    elif "transaction_count" in doc and "number" in doc:
+        yield "other", doc  # a bitcoin-etl block record: no transactions in it
     else:
         raise where.error("neither a block (no 'tx') nor a transaction (no 'vin'/'vout')", "tx")
 
@@ -380,4 +384,108 @@ def add_transaction(
     cols.t_fee.append(
         None if fee is None or coinbase else to_base_units(fee, where, f"{prefix}.fee")
     )
+    cols.t_file.append(where.file)
+
+
+# -- bitcoin-etl exports -----------------------------------------------------------------
+# Record shape of bitcoin-etl `export_blocks_and_transactions` (and of the BigQuery
+# `crypto_bitcoin.transactions` table it feeds): hash, block_number, block_timestamp, index,
+# is_coinbase, inputs[index, spent_transaction_hash, spent_output_index, addresses, value],
+# outputs[index, addresses, value, type, script_hex]; values already in satoshi. Its `fee`
+# is input_value - output_value even when input values are null, so it is not used.
+
+
+def _sat(value: Any, where: Where, fld: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise where.error(f"amount {value!r} is not an integer", fld)
+    try:
+        exact = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise where.error(f"amount {value!r} is not an integer", fld) from None
+    if not exact.is_finite() or exact != exact.to_integral_value() or exact < 0:
+        raise where.error(f"amount {value!r} is not a whole, non-negative satoshi amount", fld)
+    return int(exact)
+
+
+def _etl_address(item: dict[str, Any], where: Where, fld: str) -> str:
+    addresses = item.get("addresses")
+    if (isinstance(addresses, list) and len(addresses) == 1 and isinstance(addresses[0], str)
+            and item.get("type") not in ("nonstandard", "nulldata")):
+        return normalize_address(addresses[0])
+    script = item.get("script_hex")
+    if not isinstance(script, str):
+        raise where.error("neither one address nor a script_hex", f"{fld}.script_hex")
+    return "script:" + script[:40].lower()
+
+
+def add_etl_transaction(
+    cols: Columns, rec: dict[str, Any], where: Where, next_index: dict[int, int]
+) -> None:
+    """Append one bitcoin-etl transaction record; `next_index` numbers records lacking `index`."""
+    where.txid = None
+    txid = _txid(rec, "hash", where, "hash")
+    where.txid = txid
+    height = _int_field(rec, "block_number", where, "block_number")
+    where.block = height
+    time = _int_field(rec, "block_timestamp", where, "block_timestamp")
+    tx_index = rec.get("index")
+    if tx_index is None:
+        tx_index = next_index.get(height, 0)
+    elif isinstance(tx_index, bool) or not isinstance(tx_index, int):
+        raise where.error(f"'index' is not an integer: {tx_index!r}", "index")
+    next_index[height] = max(next_index.get(height, 0), tx_index + 1)
+    inputs, outputs = rec.get("inputs"), rec.get("outputs")
+    if not isinstance(inputs, list):
+        raise where.error("missing or bad 'inputs'", "inputs")
+    if not isinstance(outputs, list):
+        raise where.error("missing or bad 'outputs'", "outputs")
+    coinbase = bool(rec.get("is_coinbase"))
+    spent = 0
+    if not coinbase:
+        for k, inp in enumerate(inputs):
+            fld = f"inputs[{k}]"
+            if not isinstance(inp, dict):
+                raise where.error("input is not an object", fld)
+            value = _sat(inp.get("value"), where, f"{fld}.value")
+            cols.i_txid.append(txid)
+            cols.i_index.append(inp.get("index", k) if isinstance(inp.get("index"), int) else k)
+            cols.i_block.append(height)
+            cols.i_time.append(time)
+            cols.i_tx_index.append(tx_index)
+            cols.i_prev_txid.append(_txid(inp, "spent_transaction_hash", where, f"{fld}.spent_transaction_hash"))
+            cols.i_prev_n.append(_int_field(inp, "spent_output_index", where, f"{fld}.spent_output_index"))
+            cols.i_value.append(value)
+            cols.i_address.append(None if value is None else _etl_address(inp, where, fld))
+            spent += 1
+    for k, out in enumerate(outputs):
+        fld = f"outputs[{k}]"
+        if not isinstance(out, dict):
+            raise where.error("output is not an object", fld)
+        value = _sat(out.get("value"), where, f"{fld}.value")
+        if value is None:
+            raise where.error("missing 'value'", f"{fld}.value")
+        if out.get("type") == "nulldata":
+            memo = op_return_text(str(out.get("script_hex", "")))
+            if memo is not None:
+                cols.m_txid.append(txid)
+                cols.m_block.append(height)
+                cols.m_time.append(time)
+                cols.m_memo.append(memo)
+        cols.o_txid.append(txid)
+        cols.o_n.append(out["index"] if isinstance(out.get("index"), int) else k)
+        cols.o_address.append(_etl_address(out, where, fld))
+        cols.o_value.append(value)
+        cols.o_block.append(height)
+        cols.o_time.append(time)
+        cols.o_tx_index.append(tx_index)
+    cols.blocks.add(height)
+    cols.t_txid.append(txid)
+    cols.t_block.append(height)
+    cols.t_time.append(time)
+    cols.t_tx_index.append(tx_index)
+    cols.t_coinbase.append(coinbase)
+    cols.t_inputs.append(spent)
+    cols.t_fee.append(None)
     cols.t_file.append(where.file)
