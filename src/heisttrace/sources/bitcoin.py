@@ -96,6 +96,11 @@ def ensure_tables(ws: Workspace) -> None:
     ws.con.execute(UTXO_DDL)
 
 
+def check_chain(chain: str) -> None:
+    if chain not in CHAINS:
+        raise InputError(f"unknown chain {chain!r}; one of {', '.join(CHAINS)}", field="chain")
+
+
 def ingest_bitcoin(
     ws: Workspace,
     paths: list[str | Path],
@@ -110,52 +115,67 @@ def ingest_bitcoin(
     inputs a batch cannot value yet (an output in a later file, or in a loose transaction)
     wait until the end of the import. `progress(done, total)` is called after each file.
     """
-    if chain not in CHAINS:
-        raise InputError(f"unknown chain {chain!r}; one of {', '.join(CHAINS)}", field="chain")
+    check_chain(chain)
     files = list_files(paths)
     report = IngestReport(chain=chain, files=len(files))
-    loose: dict[str, tuple[dict[str, Any], Where]] = {}
-    pending: list[tuple[dict[str, Any], Where]] = []
-    batch = _Batch(ws, chain, report)
     with ws.transaction():
-        ensure_tables(ws)
-        batch.start()
-        cols = Columns()
-        etl_index: dict[int, int] = {}
+        importer = Importer(ws, chain, report, batch_txs)
         for done, path in enumerate(files, 1):
             for line, doc in read_documents(path):
                 where = Where(str(path), line)
                 for kind, obj in unwrap(doc, where):
-                    if kind == "other":
-                        report.skipped_documents += 1
-                    elif kind == "etl_tx":
-                        add_etl_transaction(cols, obj, where, etl_index)
-                        if len(cols.t_txid) >= batch_txs:
-                            batch.write(cols)
-                            cols = Columns()
-                    elif kind == "tx":
-                        txid = obj.get("txid")
-                        if not isinstance(txid, str):
-                            raise where.error("transaction without 'txid'", "txid")
-                        loose[txid.lower()] = (obj, Where(str(path), line))
-                    elif any(isinstance(t, str) for t in obj.get("tx") or []):
-                        pending.append((obj, where))  # verbosity 1: needs the loose txs
-                    else:
-                        add_block(cols, obj, where, {})
-                        if len(cols.t_txid) >= batch_txs:
-                            batch.write(cols)
-                            cols = Columns()
+                    importer.add(kind, obj, where)
             if progress:
                 progress(done, len(files))
-        loose_txs = {txid: tx for txid, (tx, _) in loose.items()}
-        for block, where in pending:
-            add_block(cols, block, where, loose_txs)
-        batch.write(cols)
-        batch.finish(_loose_outputs(loose))
+        importer.finish()
         ws.record_import(
             f"bitcoin:{chain}", ", ".join(str(f) for f in files)[:2000], report.flows_added
         )
     return report
+
+
+class Importer:
+    """One import inside the caller's transaction: documents in, flows and memos out."""
+
+    def __init__(self, ws: Workspace, chain: str, report: IngestReport, batch_txs: int) -> None:
+        self.report, self.batch_txs = report, batch_txs
+        self.loose: dict[str, tuple[dict[str, Any], Where]] = {}
+        self.pending: list[tuple[dict[str, Any], Where]] = []
+        self.etl_index: dict[int, int] = {}
+        self.cols = Columns()
+        ensure_tables(ws)
+        self.batch = _Batch(ws, chain, report)
+        self.batch.start()
+
+    def add(self, kind: str, obj: dict[str, Any], where: Where) -> None:
+        """One item from `unwrap`: a block, a node transaction, a bitcoin-etl record, other."""
+        if kind == "other":
+            self.report.skipped_documents += 1
+            return
+        if kind == "tx":
+            txid = obj.get("txid")
+            if not isinstance(txid, str):
+                raise where.error("transaction without 'txid'", "txid")
+            self.loose[txid.lower()] = (obj, Where(where.file, where.line))
+            return
+        if kind == "etl_tx":
+            add_etl_transaction(self.cols, obj, where, self.etl_index)
+        elif any(isinstance(t, str) for t in obj.get("tx") or []):
+            self.pending.append((obj, where))  # verbosity 1: needs the loose transactions
+            return
+        else:
+            add_block(self.cols, obj, where, {})
+        if len(self.cols.t_txid) >= self.batch_txs:
+            self.batch.write(self.cols)
+            self.cols = Columns()
+
+    def finish(self) -> None:
+        loose_txs = {txid: tx for txid, (tx, _) in self.loose.items()}
+        for block, where in self.pending:
+            add_block(self.cols, block, where, loose_txs)
+        self.batch.write(self.cols)
+        self.cols = Columns()
+        self.batch.finish(_loose_outputs(self.loose))
 
 
 def _loose_outputs(loose: dict[str, tuple[dict[str, Any], Where]]) -> pa.Table:
