@@ -1,4 +1,4 @@
-"""`heisttrace ingest` subcommands for Bitcoin Core block JSON."""
+"""`heisttrace ingest bitcoin` (block JSON files) and `ingest bitcoin-rpc` (a node)."""
 
 from __future__ import annotations
 
@@ -10,42 +10,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from heisttrace.cli.common import JsonOpt, WorkspaceOpt, console, print_json
 from heisttrace.ledger.workspace import open_workspace
-from heisttrace.sources.bitcoin import CHAINS, ingest_bitcoin
+from heisttrace.sources.bitcoin import CHAINS, IngestReport, ingest_bitcoin
+from heisttrace.sources.bitcoin_rpc import BATCH_BLOCKS, ingest_bitcoin_rpc
+
+ChainOpt = Annotated[
+    str, typer.Option("--chain", help=f"Which chain the blocks are from: {', '.join(CHAINS)}.")
+]
 
 
-def bitcoin(
-    paths: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Block JSON files or folders of them: getblock verbosity 2/3 (a JSON-RPC "
-            "response, a bare block, a list of blocks, or JSON lines); getrawtransaction "
-            "answers may be added to value inputs or to fill verbosity-1 blocks.",
-            show_default=False,
-        ),
-    ],
-    chain: Annotated[
-        str,
-        typer.Option("--chain", help=f"Which chain the blocks are from: {', '.join(CHAINS)}."),
-    ] = "bitcoin",
-    workspace: WorkspaceOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Import Bitcoin-family blocks as UTXO flows (inputs -> tx:<txid> -> outputs, fees).
+def _bar(label: str, quiet: bool) -> Progress:
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True, disable=quiet)
 
-    Idempotent: importing the same blocks again adds nothing. OP_RETURN text is kept as
-    transaction memos for bridge matching.
-    """
-    with open_workspace(workspace) as ws:
-        with Progress(
-            TextColumn("reading blocks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True, disable=as_json,
-        ) as bar:
-            task = bar.add_task("read", total=None)
 
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            report = ingest_bitcoin(ws, [str(p) for p in paths], chain=chain, progress=progress)
+def _print(report: IngestReport, as_json: bool) -> None:
     if as_json:
         print_json(report.as_dict())
         return
@@ -58,6 +36,76 @@ def bitcoin(
         console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
 
 
+def bitcoin(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Block JSON files or folders of them: getblock verbosity 2/3 (a JSON-RPC "
+            "response, a bare block, a list of blocks, or JSON lines); getrawtransaction "
+            "answers may be added to value inputs or to fill verbosity-1 blocks.",
+            show_default=False,
+        ),
+    ],
+    chain: ChainOpt = "bitcoin",
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import Bitcoin-family blocks as UTXO flows (inputs -> tx:<txid> -> outputs, fees).
+
+    Idempotent: importing the same blocks again adds nothing. OP_RETURN text is kept as
+    transaction memos for bridge matching.
+    """
+    with open_workspace(workspace) as ws, _bar("reading blocks", as_json) as bar:
+        task = bar.add_task("read", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = ingest_bitcoin(ws, [str(p) for p in paths], chain=chain, progress=progress)
+    _print(report, as_json)
+
+
+def bitcoin_rpc(
+    url: Annotated[
+        str,
+        typer.Argument(help="Node URL with credentials, e.g. http://user:pass@127.0.0.1:8332/",
+                       show_default=False),
+    ],
+    start: Annotated[
+        int | None,
+        typer.Option("--start", help="First height (default: after the last imported one)."),
+    ] = None,
+    end: Annotated[
+        int | None, typer.Option("--end", help="Last height, inclusive (default: node tip).")
+    ] = None,
+    chain: ChainOpt = "bitcoin",
+    verbosity: Annotated[
+        int,
+        typer.Option("--verbosity", help="getblock verbosity: 3 values inputs (Core 23+), "
+                     "2 plain, 1 for nodes that list txids only (Dogecoin)."),
+    ] = 3,
+    batch: Annotated[
+        int, typer.Option("--batch", help="Blocks per request and per commit.")
+    ] = BATCH_BLOCKS,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import blocks from a bitcoind-compatible JSON-RPC node; resumable and idempotent.
+
+    Each batch commits with a checkpoint, so an interrupted run continues where it stopped.
+    """
+    with open_workspace(workspace) as ws, _bar("fetching blocks", as_json) as bar:
+        task = bar.add_task("fetch", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = ingest_bitcoin_rpc(ws, url, start, end, chain, verbosity=verbosity,
+                                    batch_blocks=batch, progress=progress)
+    _print(report, as_json)
+
+
 def register(app: typer.Typer) -> None:
     """Adds this source's subcommands to the `ingest` group."""
     app.command("bitcoin")(bitcoin)
+    app.command("bitcoin-rpc")(bitcoin_rpc)

@@ -128,6 +128,7 @@ def ingest_bitcoin(
             if progress:
                 progress(done, len(files))
         importer.finish()
+        add_notes(report)
         ws.record_import(
             f"bitcoin:{chain}", ", ".join(str(f) for f in files)[:2000], report.flows_added
         )
@@ -393,14 +394,14 @@ class _Batch:
             con.execute(_FEES_WAITING)
             _check_fees(con)
             self._add_flows(f"{_INPUT_FLOWS} UNION ALL " + _FEE_FLOWS.format(only=""))
-            report.inputs_unknown = self._count(
+            report.inputs_unknown += self._count(
                 "SELECT count(*) FROM _btc_in_resolved WHERE value IS NULL"
             )
-            report.fees_unknown = self._count(
+            report.fees_unknown += self._count(
                 "SELECT count(*) FROM _btc_fee WHERE NOT complete AND node_fee IS NULL"
             )
-            report.txs = self._count("SELECT count(DISTINCT (txid, block)) FROM _btc_seen")
-            report.blocks = self._count("SELECT count(DISTINCT block) FROM _btc_seen")
+            report.txs += self._count("SELECT count(DISTINCT (txid, block)) FROM _btc_seen")
+            report.blocks += self._count("SELECT count(DISTINCT block) FROM _btc_seen")
         finally:
             con.unregister("_btc_known")
             try:
@@ -408,17 +409,21 @@ class _Batch:
                     con.execute(f"DROP TABLE IF EXISTS {name}")
             except duckdb.Error:
                 pass  # an aborted transaction: the rollback removes them
-        if report.inputs_unknown:
-            report.notes.append(
-                f"{report.inputs_unknown} inputs spend outputs not in this import or the "
-                "workspace (missing history): no spending flow; import the earlier blocks "
-                "or use getblock verbosity 3"
-            )
-        if report.fees_unknown:
-            report.notes.append(
-                f"{report.fees_unknown} transactions have inputs of unknown value and no "
-                "'fee' from the node: no fee flow"
-            )
+
+
+def add_notes(report: IngestReport) -> None:
+    """Say what could not be mapped, once per import."""
+    if report.inputs_unknown:
+        report.notes.append(
+            f"{report.inputs_unknown} inputs spend outputs not in this import or the "
+            "workspace (missing history): no spending flow; import the earlier blocks "
+            "or use getblock verbosity 3"
+        )
+    if report.fees_unknown:
+        report.notes.append(
+            f"{report.fees_unknown} transactions have inputs of unknown value and no "
+            "'fee' from the node: no fee flow"
+        )
 
 
 def _check_fees(con: Any) -> None:
