@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -402,7 +403,8 @@ def test_cli_bad_file_is_one_red_line_and_exit_1(tmp_path: Path) -> None:
     bad.write_text('{"height": 1, "time": 1, "tx": [{"txid": "nope", "vin": [], "vout": []}]}')
     proc = subprocess.run(
         [sys.executable, "-m", "heisttrace", "ingest", "bitcoin", str(bad), "-w", str(tmp_path / "ws")],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "1000"},
     )
     assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1
     assert "bad.json" in proc.stderr and "tx[0].txid" in proc.stderr and "Traceback" not in proc.stderr
