@@ -408,3 +408,13 @@ def test_cli_bad_file_is_one_red_line_and_exit_1(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "bad.json" in proc.stderr and "tx[0].txid" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_or_empty_inputs_are_errors(workspace: Workspace, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "blank.json").write_text("  \n")
+    for path, message in [(tmp_path / "empty", "no .json"), (tmp_path / "blank.json", "empty file"),
+                          (tmp_path / "nope.json", "no such file")]:
+        with pytest.raises(InputError, match=message) as err:
+            ingest_bitcoin(workspace, [path])
+        assert err.value.file == str(path)

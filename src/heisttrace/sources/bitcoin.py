@@ -188,7 +188,10 @@ def _loose_outputs(loose: dict[str, tuple[dict[str, Any], Where]]) -> pa.Table:
             if not isinstance(out, dict):
                 raise where.error("output is not an object", f"vout[{k}]")
             rows["txid"].append(txid)
-            rows["n"].append(int(out.get("n", k)))
+            n = out.get("n", k)
+            if isinstance(n, bool) or not isinstance(n, int):
+                raise where.error(f"'n' is not an integer: {n!r}", f"vout[{k}].n")
+            rows["n"].append(n)
             rows["address"].append(script_address(out.get("scriptPubKey"), where, f"vout[{k}]"))
             rows["value"].append(to_base_units(out.get("value"), where, f"vout[{k}].value"))
     return pa.table(

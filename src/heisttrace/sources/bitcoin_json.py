@@ -144,9 +144,12 @@ def list_files(paths: list[str | Path]) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(
+            found = sorted(
                 f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in JSON_SUFFIXES
             )
+            if not found:
+                raise InputError(f"no {'/'.join(JSON_SUFFIXES)} files in this folder", file=str(p))
+            files += found
         elif p.is_file():
             files.append(p)
         else:
