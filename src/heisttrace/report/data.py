@@ -129,7 +129,7 @@ def get_case(ws: Workspace, case: str) -> dict[str, Any]:
         rows = _rows(ws, "SELECT * FROM cases WHERE case_name = ?", [case])
         if rows:
             return _case_row(rows[0])
-    raise CaseNotFound(f"no case named {case!r} in this workspace (see `heisttrace cases`)")
+    raise CaseNotFound(f"no case named {case!r} in this workspace")
 
 
 # -- the headline -------------------------------------------------------------------------------
