@@ -341,16 +341,19 @@ def paths(ws: Workspace, case: str, address: str, limit: int = 3) -> dict[str, A
     return {"case": case, "address": address, "hop": graph.hop.get(address),
             "paths": [{"hops": len(p), "bottleneck": round2(min(e.origin_taint for e in p)),
                        "addresses": [p[0].src, *(e.dst for e in p)],
+                       "groups": [graph.group_of(a) for a in [p[0].src, *(e.dst for e in p)]],
                        "edges": [e.as_dict() for e in p]} for p in found]}
 
 
 def graph_view(ws: Workspace, case: str, expand: set[str] | None = None,
-               per_group: int = 60) -> dict[str, Any]:
+               per_group: int = 60, pin: set[str] | None = None) -> dict[str, Any]:
     """The explorer's graph: addresses aggregated by (hop, entity); expanded groups show
-    their biggest member addresses (the rest stay as one "more" node). Edges are summed
-    between whatever nodes their ends map to, with count, amount and first/last time."""
+    their biggest member addresses (the rest stay as one "more" node). Pinned addresses (a
+    highlighted path) are always shown on their own, and their groups expanded. Edges are
+    summed between whatever nodes their ends map to, with count, amount and first/last time."""
     graph = case_graph(ws, case)
-    expand = expand or set()
+    pin = {a for a in (pin or set()) if a in graph.hop or a in graph.into}
+    expand = set(expand or set()) | {graph.group_of(a) for a in pin}
     inflow: dict[str, float] = defaultdict(float)
     for e in graph.edges:
         inflow[e.dst] += e.origin_taint
@@ -363,13 +366,13 @@ def graph_view(ws: Workspace, case: str, expand: set[str] | None = None,
         hop_s, entity = gid.split("|", 1)
         hop = int(hop_s)
         if gid in expand:
-            addrs.sort(key=lambda a: -inflow.get(a, 0.0))
-            for a in addrs[:per_group]:
+            addrs.sort(key=lambda a: (a not in pin, -inflow.get(a, 0.0)))
+            for a in addrs[:max(per_group, sum(1 for a in addrs if a in pin))]:
                 shown[a] = "a:" + a
                 nodes["a:" + a] = {"id": "a:" + a, "kind": "address", "address": a,
                                    "label": entity or a[:10] + "…", "entity": entity or None,
                                    "hop": hop, "group": gid, "inflow": round2(inflow.get(a))}
-            rest = addrs[per_group:]
+            rest = addrs[max(per_group, sum(1 for a in addrs if a in pin)):]
             if rest:
                 nid = "m:" + gid
                 for a in rest:
