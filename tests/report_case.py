@@ -312,3 +312,13 @@ def build_scale_case(ws: Workspace, case: str = "scale", target_edges: int = 50_
         _insert(ws, "case_sinks", sink_rows)
         _insert(ws, "labels", labels)
     return dict(case=case, stolen=stolen, edges=n, thief=thief, deposits=deposit)
+
+
+def make_case_workspace(path, scale: bool = True) -> dict:
+    """A closed workspace folder holding the demo case (and the scale case)."""
+    from heisttrace.ledger import open_workspace
+
+    with open_workspace(path) as ws:
+        demo = build_demo_case(ws)
+        big = build_scale_case(ws) if scale else None
+    return {"path": path, "demo": demo, "scale": big}

@@ -29,6 +29,14 @@ _ENV = Environment(
 _ENV.globals["fmt"] = fmt
 
 
+def shortpath(path: str) -> str:
+    """A path of full addresses shortened for a table cell (the full one is in the title)."""
+    return " › ".join(a if len(a) <= 14 else a[:8] + "…" + a[-4:] for a in path.split(" > ") if a)
+
+
+_ENV.filters["shortpath"] = shortpath
+
+
 def _asset(name: str) -> str:
     return (_HERE / "templates" / name).read_text()
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from heisttrace.errors import HeisttraceError
 from heisttrace.ledger.workspace import Workspace, open_workspace, workspace_path
 from heisttrace.report import data
-from heisttrace.report.html import render_case_page, report_json, rows_to_csv
+from heisttrace.report.html import render_case_page, report_json, rows_to_csv, shortpath
 from heisttrace.report.svg import fmt
 
 _HERE = Path(__file__).parent
@@ -38,6 +38,7 @@ _ENV = Environment(
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
 _ENV.globals["fmt"] = fmt
+_ENV.filters["shortpath"] = shortpath
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 REPORTS_DIR = "reports"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
