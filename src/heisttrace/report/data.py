@@ -318,13 +318,12 @@ def case_graph(ws: Workspace, case: str) -> CaseGraph:
         hit = _CACHE.get(key)
         if hit and hit[0] == stamp:
             return hit[1]
-    tbl = ws.con.execute(
+    rows = ws.con.execute(
         "SELECT chain, time, tx_hash, src, dst, asset, dst_chain, dst_asset, kind, "
         "CAST(amount AS VARCHAR) AS amount, CAST(origin_taint AS DOUBLE) AS origin_taint "
         "FROM case_edges WHERE case_name = ? ORDER BY time, chain, block, ordinal", [case]
-    ).fetch_arrow_table()
-    cols = [tbl.column(n).to_pylist() for n in tbl.column_names]
-    edges = [Edge(*vals) for vals in zip(*cols, strict=True)]
+    ).fetchall()
+    edges = [Edge(*vals) for vals in rows]
     graph = CaseGraph(edges, address_entities(ws))
     with _CACHE_LOCK:
         _CACHE[key] = (stamp, graph)

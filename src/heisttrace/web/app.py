@@ -115,6 +115,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *,
     app = FastAPI(title="heisttrace", version="0.1.0",
                   description="Where stolen cryptocurrency went: cases, sinks, paths, labels.")
     app.state.heisttrace = state
+    threading.Thread(target=_warm_cache, args=(ws,), daemon=True).start()
 
     @app.middleware("http")
     async def _auth(request: Request, call_next: Any) -> Response:
@@ -308,6 +309,20 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *,
         return FileResponse(_HERE / "static" / name, media_type="text/javascript")
 
     return app
+
+
+def _warm_cache(ws: Workspace) -> None:
+    """Loads every case's taint-flow graph once at start, on its own DuckDB cursor, so the
+    first visitor of a large case does not wait for it."""
+    try:
+        cur = Workspace(ws.path, ws.con.cursor())
+        try:
+            for case in data.list_cases(cur):
+                data.case_graph(cur, case["case"])
+        finally:
+            cur.close()
+    except Exception:  # noqa: BLE001 - only a speed-up; requests load what they need
+        pass
 
 
 def _css() -> str:

@@ -108,7 +108,7 @@
       }
       var p = res.paths[0];
       path = p.addresses;
-      pinned = new Set(path);
+      pinned.clear(); path.forEach(function (a) { pinned.add(a); });
       return load().then(function () {
         var rows = [['path to', address], ['hops', p.hops], ['bottleneck', fmt(p.bottleneck)]];
         var ol = el('ol', null, {id: 'path-list'});
@@ -150,7 +150,7 @@
     highlightPath(document.getElementById('path-input').value);
   });
   document.getElementById('reset-button').addEventListener('click', function () {
-    expanded = new Set(); pinned = new Set(); path = []; load();
+    expanded.clear(); pinned.clear(); path = []; load();
   });
 
   window.heistGraph = {cy: cy, expanded: expanded, highlightPath: highlightPath, path: function () { return path; }};
