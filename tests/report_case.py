@@ -13,7 +13,6 @@ Case "scale": a layered graph of about 50,000 taint-flow edges, for the aggregat
 
 from __future__ import annotations
 
-import json
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -31,21 +30,24 @@ USDT = "0xdac17f958d2ee523a2206206994597c13d831ec7"
 WEI = 10**18
 SAT = 10**8
 
-# Tables as the trace engine's store writes them (contract in the brief). The engine creates
-# them itself; these statements only run when it has not (yet).
+# Tables as the trace engine's store (trace/store.py) writes them: amounts in base units as
+# DOUBLE, seeds as the user's seed strings. These statements only run when it has not.
 CASE_DDL = """
 CREATE TABLE IF NOT EXISTS cases (
-    case_name VARCHAR, policy VARCHAR, seeds VARCHAR, until BIGINT, min_taint DOUBLE,
-    origin_unit VARCHAR, stolen DOUBLE, created_at TIMESTAMP
+    case_name VARCHAR PRIMARY KEY, policy VARCHAR NOT NULL, seeds VARCHAR[] NOT NULL,
+    until BIGINT, min_taint DOUBLE, origin_unit VARCHAR, stolen DOUBLE,
+    created_at TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS case_sinks (
-    case_name VARCHAR, bucket VARCHAR, chain VARCHAR, address VARCHAR, asset VARCHAR,
-    entity VARCHAR, origin_amount DOUBLE, amount VARCHAR, first_time BIGINT, last_time BIGINT
+    case_name VARCHAR NOT NULL, bucket VARCHAR NOT NULL, chain VARCHAR NOT NULL,
+    address VARCHAR NOT NULL, asset VARCHAR NOT NULL, entity VARCHAR,
+    origin_amount DOUBLE NOT NULL, amount DOUBLE, first_time BIGINT, last_time BIGINT
 );
 CREATE TABLE IF NOT EXISTS case_edges (
-    case_name VARCHAR, chain VARCHAR, block BIGINT, time BIGINT, ordinal BIGINT,
-    tx_hash VARCHAR, src VARCHAR, dst VARCHAR, asset VARCHAR, dst_chain VARCHAR,
-    dst_asset VARCHAR, kind VARCHAR, amount VARCHAR, taint DOUBLE, origin_taint DOUBLE
+    case_name VARCHAR NOT NULL, chain VARCHAR NOT NULL, block BIGINT, time BIGINT,
+    ordinal BIGINT, tx_hash VARCHAR, src VARCHAR, dst VARCHAR, asset VARCHAR,
+    dst_chain VARCHAR, dst_asset VARCHAR, kind VARCHAR, amount DOUBLE, taint DOUBLE,
+    origin_taint DOUBLE
 );
 """
 
@@ -85,7 +87,7 @@ class _Sim:
         self.edges.append(dict(
             case_name=self.case, chain=chain, block=self.block + self.n // 3, time=t,
             ordinal=self.n * 7, tx_hash="0x" + f"{self.n:064x}", src=src, dst=dst, asset=asset,
-            dst_chain=dst_chain, dst_asset=dst_asset, kind=kind, amount=str(amount), taint=1.0,
+            dst_chain=dst_chain, dst_asset=dst_asset, kind=kind, amount=float(amount), taint=1.0,
             origin_taint=usd,
         ))
         out_chain, out_asset = dst_chain or chain, dst_asset or asset
@@ -111,7 +113,7 @@ class _Sim:
             first, last = self.times.get((chain, address, asset), [T0, T0])
             rows.append(dict(
                 case_name=self.case, bucket=bucket, chain=chain, address=address, asset=asset,
-                entity=entity, origin_amount=usd, amount=str(int(round(usd / price * unit))),
+                entity=entity, origin_amount=usd, amount=float(round(usd / price * unit)),
                 first_time=first, last_time=last,
             ))
         return rows
@@ -217,13 +219,13 @@ def build_demo_case(ws: Workspace, case: str = "demo") -> dict:
         # the last three wallets never move: dormant
     sinks = sim.sinks(("ethereum", victim, "ETH"), threshold=ETH_USD)
     cases = [dict(
-        case_name=case, policy="haircut", seeds=json.dumps([{"chain": "ethereum",
-        "tx_hash": sim.edges[0]["tx_hash"]}]), until=None, min_taint=0.001, origin_unit="USD",
+        case_name=case, policy="haircut", seeds=[sim.edges[0]["tx_hash"]], until=None,
+        min_taint=0.001, origin_unit="USD",
         stolen=stolen, created_at=None,
     )]
     flows = [dict(chain=e["chain"], block=e["block"], time=e["time"], ordinal=e["ordinal"],
                   tx_hash=e["tx_hash"], src=e["src"], dst=e["dst"], asset=e["asset"],
-                  amount_out=e["amount"], amount_in=e["amount"], kind=e["kind"],
+                  amount_out=f'{e["amount"]:.0f}', amount_in=f'{e["amount"]:.0f}', kind=e["kind"],
                   dst_chain=e["dst_chain"], dst_asset=e["dst_asset"]) for e in sim.edges]
     with ws.transaction() as con:
         con.execute(CASE_DDL)
@@ -293,17 +295,17 @@ def build_scale_case(ws: Workspace, case: str = "scale", target_edges: int = 50_
         "tx_hash": [f"0x{i:064x}" for i in range(n)], "src": src_l, "dst": dst_l,
         "asset": ["ETH"] * n, "dst_chain": pa.nulls(n, pa.string()),
         "dst_asset": pa.nulls(n, pa.string()), "kind": ["native"] * n,
-        "amount": [str(int(a / ETH_USD * 1e6) * 10**12) for a in amt_l],
+        "amount": np.array([a / ETH_USD * 1e18 for a in amt_l]),
         "taint": np.ones(n), "origin_taint": np.array(amt_l),
     })
     sink_rows = [dict(case_name=case, bucket=b, chain="ethereum", address=a, asset="ETH",
                       entity="Binance" if b == "cashed_out" else None, origin_amount=v,
-                      amount=str(int(v / ETH_USD * 1e6) * 10**12), first_time=T0,
+                      amount=v / ETH_USD * 1e18, first_time=T0,
                       last_time=T0 + 90_000) for (b, a), v in sorted(sinks.items())]
     labels = [_label("ethereum", d, "Binance", "deposit_wallet", "heuristic-deposit", True)
               for d in deposit]
-    cases = [dict(case_name=case, policy="fifo", seeds=json.dumps([{"chain": "ethereum",
-                  "address": thief, "since": T0}]), until=None, min_taint=0.001,
+    cases = [dict(case_name=case, policy="fifo", seeds=[f"{thief}@{T0}"], until=None,
+                  min_taint=0.001,
                   origin_unit="USD", stolen=stolen, created_at=None)]
     with ws.transaction() as con:
         con.execute(CASE_DDL)

@@ -130,7 +130,7 @@ def test_graph_view_aggregates_a_large_case(ws, built) -> None:
 
 def test_method_names_policy_data_range_and_label_sources(ws) -> None:
     m = data.method(ws, "demo")
-    assert m["policy"] == "haircut" and m["seeds"][0]["chain"] == "ethereum"
+    assert m["policy"] == "haircut" and m["seeds"] == [f"0x{1:064x}"]
     assert {d["chain"] for d in m["data"]} == {"ethereum", "bitcoin"}
     assert "heuristic-deposit" in {s["source"] for s in m["label_sources"]}
 

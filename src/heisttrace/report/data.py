@@ -84,6 +84,10 @@ def human_units(amount: Any, decimals: int | None) -> str:
     """Exact base units as a decimal string in whole units (no float rounding)."""
     if amount is None:
         return ""
+    if isinstance(amount, float):  # the engine stores float base units: 8 decimals suffice
+        if decimals is None:
+            return f"{amount:.0f}"
+        return f"{amount / 10**decimals:.8f}".rstrip("0").rstrip(".")
     text = str(amount).split(".")[0]
     if decimals is None or not text.lstrip("-").isdigit():
         return text
@@ -92,6 +96,13 @@ def human_units(amount: Any, decimals: int | None) -> str:
         digits[len(digits) - decimals:] if decimals else "")
     frac = frac.rstrip("0")
     return ("-" if neg else "") + whole + ("." + frac if frac else "")
+
+
+def _units_text(v: Any) -> str:
+    """Base units as an integer string whether the store kept them as text or as a float."""
+    if v is None:
+        return ""
+    return f"{v:.0f}" if isinstance(v, float) else str(v)
 
 
 def round2(x: float | None) -> float:
@@ -320,10 +331,10 @@ def case_graph(ws: Workspace, case: str) -> CaseGraph:
             return hit[1]
     rows = ws.con.execute(
         "SELECT chain, time, tx_hash, src, dst, asset, dst_chain, dst_asset, kind, "
-        "CAST(amount AS VARCHAR) AS amount, CAST(origin_taint AS DOUBLE) AS origin_taint "
+        "amount, CAST(origin_taint AS DOUBLE) AS origin_taint "
         "FROM case_edges WHERE case_name = ? ORDER BY time, chain, block, ordinal", [case]
     ).fetchall()
-    edges = [Edge(*vals) for vals in rows]
+    edges = [Edge(*vals[:9], _units_text(vals[9]), vals[10]) for vals in rows]
     graph = CaseGraph(edges, address_entities(ws))
     with _CACHE_LOCK:
         _CACHE[key] = (stamp, graph)

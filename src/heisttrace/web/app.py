@@ -49,7 +49,7 @@ class CreateCase(BaseModel):
     """A trace to run: the same arguments as `heisttrace trace`."""
 
     case: str = Field(min_length=1, max_length=200)
-    seeds: list[Any] = Field(min_length=1)
+    seeds: list[str] = Field(min_length=1, description="Theft tx hashes or ADDRESS@TIME.")
     policy: str = "haircut"
     until: int | None = None
     min_taint: float | None = None
