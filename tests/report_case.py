@@ -30,8 +30,8 @@ USDT = "0xdac17f958d2ee523a2206206994597c13d831ec7"
 WEI = 10**18
 SAT = 10**8
 
-# Tables as the trace engine's store (trace/store.py) writes them: amounts in base units as
-# DOUBLE, seeds as the user's seed strings. These statements only run when it has not.
+# Tables as the trace engine's store (trace/store.py) writes them: amounts in whole (holding)
+# units as DOUBLE, seeds as the user's seed strings. These statements only run when it has not.
 CASE_DDL = """
 CREATE TABLE IF NOT EXISTS cases (
     case_name VARCHAR PRIMARY KEY, policy VARCHAR NOT NULL, seeds VARCHAR[] NOT NULL,
@@ -71,6 +71,7 @@ class _Sim:
 
     case: str
     edges: list[dict] = field(default_factory=list)
+    flows: list[dict] = field(default_factory=list)
     held: dict[tuple[str, str, str], float] = field(default_factory=lambda: defaultdict(float))
     sink_of: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
     times: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
@@ -87,10 +88,18 @@ class _Sim:
         self.edges.append(dict(
             case_name=self.case, chain=chain, block=self.block + self.n // 3, time=t,
             ordinal=self.n * 7, tx_hash="0x" + f"{self.n:064x}", src=src, dst=dst, asset=asset,
-            dst_chain=dst_chain, dst_asset=dst_asset, kind=kind, amount=float(amount), taint=1.0,
+            dst_chain=dst_chain, dst_asset=dst_asset, kind=kind, amount=amount / unit, taint=1.0,
             origin_taint=usd,
         ))
         out_chain, out_asset = dst_chain or chain, dst_asset or asset
+        price_in = BTC_USD if out_asset == "BTC" else (1.0 if out_asset == USDT else ETH_USD)
+        unit_in = SAT if out_asset == "BTC" else (10**6 if out_asset == USDT else WEI)
+        e = self.edges[-1]
+        self.flows.append(dict(
+            chain=chain, block=e["block"], time=t, ordinal=e["ordinal"], tx_hash=e["tx_hash"],
+            src=src, dst=dst, asset=asset, amount_out=str(amount),
+            amount_in=str(int(round(usd / price_in * unit_in))), kind=kind,
+            dst_chain=dst_chain, dst_asset=dst_asset))
         self.held[(chain, src, asset)] -= usd
         key = (out_chain, dst, out_asset)
         self.held[key] += usd
@@ -113,7 +122,7 @@ class _Sim:
             first, last = self.times.get((chain, address, asset), [T0, T0])
             rows.append(dict(
                 case_name=self.case, bucket=bucket, chain=chain, address=address, asset=asset,
-                entity=entity, origin_amount=usd, amount=float(round(usd / price * unit)),
+                entity=entity, origin_amount=usd, amount=usd / price,
                 first_time=first, last_time=last,
             ))
         return rows
@@ -223,10 +232,6 @@ def build_demo_case(ws: Workspace, case: str = "demo") -> dict:
         min_taint=0.001, origin_unit="USD",
         stolen=stolen, created_at=None,
     )]
-    flows = [dict(chain=e["chain"], block=e["block"], time=e["time"], ordinal=e["ordinal"],
-                  tx_hash=e["tx_hash"], src=e["src"], dst=e["dst"], asset=e["asset"],
-                  amount_out=f'{e["amount"]:.0f}', amount_in=f'{e["amount"]:.0f}', kind=e["kind"],
-                  dst_chain=e["dst_chain"], dst_asset=e["dst_asset"]) for e in sim.edges]
     with ws.transaction() as con:
         con.execute(CASE_DDL)
         _insert(ws, "cases", cases)
@@ -235,7 +240,7 @@ def build_demo_case(ws: Workspace, case: str = "demo") -> dict:
         _insert(ws, "case_edges", sim.edges)
         _insert(ws, "case_sinks", sinks)
         _insert(ws, "labels", labels)
-        _insert(ws, "flows", flows)
+        _insert(ws, "flows", sim.flows)
     return dict(case=case, stolen=stolen, thief=thief, victim=victim, wallets=wallets,
                 deposits=deposits, xss_deposits=deposits[XSS], sinks=sinks, edges=sim.edges,
                 mixer=mixer)
@@ -295,12 +300,12 @@ def build_scale_case(ws: Workspace, case: str = "scale", target_edges: int = 50_
         "tx_hash": [f"0x{i:064x}" for i in range(n)], "src": src_l, "dst": dst_l,
         "asset": ["ETH"] * n, "dst_chain": pa.nulls(n, pa.string()),
         "dst_asset": pa.nulls(n, pa.string()), "kind": ["native"] * n,
-        "amount": np.array([a / ETH_USD * 1e18 for a in amt_l]),
+        "amount": np.array([a / ETH_USD for a in amt_l]),
         "taint": np.ones(n), "origin_taint": np.array(amt_l),
     })
     sink_rows = [dict(case_name=case, bucket=b, chain="ethereum", address=a, asset="ETH",
                       entity="Binance" if b == "cashed_out" else None, origin_amount=v,
-                      amount=v / ETH_USD * 1e18, first_time=T0,
+                      amount=v / ETH_USD, first_time=T0,
                       last_time=T0 + 90_000) for (b, a), v in sorted(sinks.items())]
     labels = [_label("ethereum", d, "Binance", "deposit_wallet", "heuristic-deposit", True)
               for d in deposit]

@@ -81,13 +81,12 @@ def asset_symbol(ws: Workspace, chain: str, asset: str) -> str:
 
 
 def human_units(amount: Any, decimals: int | None) -> str:
-    """Exact base units as a decimal string in whole units (no float rounding)."""
+    """An amount in whole units: floats are whole units already (trace/store.py keeps holding
+    units); integer text is exact base units, divided without float rounding."""
     if amount is None:
         return ""
-    if isinstance(amount, float):  # the engine stores float base units: 8 decimals suffice
-        if decimals is None:
-            return f"{amount:.0f}"
-        return f"{amount / 10**decimals:.8f}".rstrip("0").rstrip(".")
+    if isinstance(amount, float):  # the engine stores floats in whole (holding) units
+        return _whole_text(amount)
     text = str(amount).split(".")[0]
     if decimals is None or not text.lstrip("-").isdigit():
         return text
@@ -98,11 +97,16 @@ def human_units(amount: Any, decimals: int | None) -> str:
     return ("-" if neg else "") + whole + ("." + frac if frac else "")
 
 
+def _whole_text(v: float) -> str:
+    return f"{v:.8f}".rstrip("0").rstrip(".") or "0"
+
+
 def _units_text(v: Any) -> str:
-    """Base units as an integer string whether the store kept them as text or as a float."""
+    """An edge's amount as text: whole units when the store kept a float (the engine does),
+    else the stored text as it is."""
     if v is None:
         return ""
-    return f"{v:.0f}" if isinstance(v, float) else str(v)
+    return _whole_text(v) if isinstance(v, float) else str(v)
 
 
 def round2(x: float | None) -> float:
