@@ -94,6 +94,9 @@ def test_dormant_list_is_the_dormant_bucket(ws, built) -> None:
     assert {(r["address"], r["asset"]) for r in rows} == expected
     wallet = next(r for r in rows if r["address"] == built["demo"]["wallets"][-1])
     assert wallet["amount"] == "199.999" and wallet["symbol"] == "ETH"
+    # a wallet that never moved: thief -> wallet, two hops from the victim
+    assert wallet["hops"] == 2 and wallet["top_path"].split(" > ") == [
+        built["demo"]["victim"], built["demo"]["thief"], wallet["address"]]
 
 
 def test_timeline_ends_at_each_entitys_cash_out(ws) -> None:

@@ -66,7 +66,8 @@ def test_freeze_list_csv_equals_json(client: TestClient) -> None:
 
 def test_dormant_and_sinks_filters(client: TestClient, built: dict) -> None:
     dormant = client.get("/api/cases/demo/dormant").json()
-    assert dormant == client.get("/api/cases/demo/sinks", params={"bucket": "dormant"}).json()
+    sinks = client.get("/api/cases/demo/sinks", params={"bucket": "dormant"}).json()
+    assert [{k: r[k] for k in sinks[0]} for r in dormant] == sinks
     assert len(dormant) == sum(s["bucket"] == "dormant" for s in built["demo"]["sinks"])
     assert client.get("/api/cases/demo/sinks", params={"format": "xml"}).status_code == 422
 

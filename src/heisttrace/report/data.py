@@ -213,12 +213,18 @@ def freeze_list(ws: Workspace, case: str) -> list[dict[str, Any]]:
     return out
 
 
-DORMANT_COLUMNS = SINK_COLUMNS
+DORMANT_COLUMNS = (*SINK_COLUMNS, "hops", "top_path")
 
 
 def dormant_list(ws: Workspace, case: str) -> list[dict[str, Any]]:
-    """Addresses still holding tainted funds: the watch list."""
-    return sinks(ws, case, "dormant")
+    """Addresses still holding tainted funds (the watch list), with one top path each."""
+    graph = case_graph(ws, case)
+    out = []
+    for row in sinks(ws, case, "dormant"):
+        path = graph.top_path(row["address"])
+        out.append({**row, "hops": len(path), "top_path": " > ".join(
+            [path[0].src, *(e.dst for e in path)]) if path else ""})
+    return out
 
 
 def _label_categories(ws: Workspace) -> dict[tuple[str, str], str]:
