@@ -369,11 +369,11 @@ def graph_view(ws: Workspace, case: str, expand: set[str] | None = None,
                per_group: int = 60, pin: set[str] | None = None) -> dict[str, Any]:
     """The explorer's graph: addresses aggregated by (hop, entity); expanded groups show
     their biggest member addresses (the rest stay as one "more" node). Pinned addresses (a
-    highlighted path) are always shown on their own, and their groups expanded. Edges are
+    highlighted path) are always shown on their own, next to the rest of their group. Edges are
     summed between whatever nodes their ends map to, with count, amount and first/last time."""
     graph = case_graph(ws, case)
     pin = {a for a in (pin or set()) if a in graph.hop or a in graph.into}
-    expand = set(expand or set()) | {graph.group_of(a) for a in pin}
+    expand = set(expand or set())
     inflow: dict[str, float] = defaultdict(float)
     for e in graph.edges:
         inflow[e.dst] += e.origin_taint
@@ -401,6 +401,16 @@ def graph_view(ws: Workspace, case: str, expand: set[str] | None = None,
                               "entity": entity or None, "hop": hop, "group": gid,
                               "inflow": round2(sum(inflow.get(a, 0.0) for a in rest))}
         else:
+            for a in addrs:
+                if a in pin:
+                    shown[a] = "a:" + a
+                    nodes["a:" + a] = {"id": "a:" + a, "kind": "address", "address": a,
+                                       "label": entity or a[:10] + "…", "hop": hop,
+                                       "entity": entity or None, "group": gid,
+                                       "inflow": round2(inflow.get(a))}
+            addrs = [a for a in addrs if a not in pin]
+            if not addrs:
+                continue
             nid = "g:" + gid
             for a in addrs:
                 shown[a] = nid

@@ -82,6 +82,8 @@
       cy.getElementById('a:' + path[i]).addClass('hl');
       if (i > 0) cy.getElementById('a:' + path[i - 1] + '->a:' + path[i]).addClass('hl');
     }
+    var hl = cy.$('.hl');
+    if (hl.length) cy.fit(hl, 60);
   }
 
   function load() {
