@@ -197,3 +197,17 @@ def test_same_numbers_as_report_data(client: TestClient) -> None:
     assert client.get("/api/cases/demo/sankey").json() == data.sankey(w, "demo")
     assert client.get("/api/cases/demo/timeline").json()["series"] == [
         {**s, "points": [list(p) for p in s["points"]]} for s in data.timeline(w, "demo")["series"]]
+
+
+def test_large_lists_are_cut_on_the_page_not_in_the_csv(client: TestClient) -> None:
+    from heisttrace.report.html import WEB_ROWS
+
+    page = client.get("/cases/scale").text
+    dormant = client.get("/api/cases/scale/dormant").json()
+    assert len(dormant) > WEB_ROWS
+    assert f"Showing the {WEB_ROWS} largest of {len(dormant)}" in page
+    table = page[page.index('id="dormant-table"'):]
+    assert table.count("<tr data-address=") == WEB_ROWS
+    rows = list(csv.DictReader(io.StringIO(
+        client.get("/api/cases/scale/dormant", params={"format": "csv"}).text)))
+    assert len(rows) == len(dormant)

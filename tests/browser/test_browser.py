@@ -164,13 +164,14 @@ def _visit(page: Page, url: str, graph: bool) -> tuple[float, float]:
 
 
 def test_pages_load_under_a_second(site: dict, page: Page) -> None:
-    """Each page three times (the first visit may also fill the server's per-case cache);
-    the best visit must be under a second, and every visit is printed."""
+    """Each page five times (the first visit may also fill the server's per-case cache, and
+    the machine is shared); the best visit must be under a second; every visit is printed.
+    For the graph page the time is until the graph is drawn, not only the load event."""
     deposit = site["demo"]["xss_deposits"][0]
     pages = {"cases": "/", "case": "/cases/demo", "graph": "/cases/demo/graph",
              "address": f"/addresses/{deposit}?case=demo"}
     for name, url in pages.items():
-        visits = [_visit(page, site["base"] + url, name == "graph") for _ in range(3)]
+        visits = [_visit(page, site["base"] + url, name == "graph") for _ in range(5)]
         best = min(v[1] for v in visits)
         print(f"page_load case=demo page={name} "
               f"load_ms={','.join(f'{v[0]:.0f}' for v in visits)} "

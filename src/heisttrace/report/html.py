@@ -56,9 +56,14 @@ def case_context(ws: Workspace, case: str) -> dict[str, Any]:
     }
 
 
+WEB_ROWS = 500
+
+
 def render_case_page(ws: Workspace, case: str, *, web: bool = False) -> str:
-    """The case as HTML: the standalone report (`web=False`) or the web app's case page."""
-    return _ENV.get_template("case.html").render(**case_context(ws, case), web=web)
+    """The case as HTML: the standalone report (`web=False`, every row) or the web app's
+    case page (the largest `WEB_ROWS` rows of each list; its CSV links have all)."""
+    return _ENV.get_template("case.html").render(
+        **case_context(ws, case), web=web, limit=WEB_ROWS if web else 10**9)
 
 
 def render_template(name: str, **context: Any) -> str:

@@ -286,10 +286,12 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *,
             return render_case_page(w, case, web=True)
 
     @app.get("/cases/{case}/graph", response_class=HTMLResponse, include_in_schema=False)
-    def page_graph(case: str) -> str:
+    def page_graph(case: str, path: str | None = None) -> str:
         with state.use() as w:
             info = data.get_case(w, case)
-        return _ENV.get_template("graph.html").render(info=info, css=_css())
+            # the first view comes with the page: no second round trip before drawing
+            first = None if path else data.graph_view(w, case)
+        return _ENV.get_template("graph.html").render(info=info, first=first, css=_css())
 
     @app.get("/addresses/{address}", response_class=HTMLResponse, include_in_schema=False)
     def page_address(address: str, case: str | None = None) -> str:

@@ -36,7 +36,7 @@
       {selector: 'node[?entity]', style: {'background-color': '#c05621'}},
       {selector: 'edge', style: {'width': 'data(w)', 'curve-style': 'bezier', 'target-arrow-shape': 'triangle',
         'line-color': '#90cdf4', 'target-arrow-color': '#90cdf4', 'label': 'data(label)', 'font-size': 8,
-        'text-wrap': 'wrap', 'text-background-color': '#fff', 'text-background-opacity': 0.7}},
+        'text-wrap': 'wrap', 'min-zoomed-font-size': 4}},
       {selector: '.hl', style: {'background-color': '#e53e3e', 'line-color': '#e53e3e',
         'target-arrow-color': '#e53e3e', 'z-index': 10}},
       {selector: ':selected', style: {'border-width': 3, 'border-color': '#1a202c'}}
@@ -160,6 +160,9 @@
   if (start) {
     document.getElementById('path-input').value = start;
     highlightPath(start);
+  } else if (document.getElementById('graph-data')) {
+    render(JSON.parse(document.getElementById('graph-data').textContent));
+    box.setAttribute('data-ready', '1');
   } else {
     load();
   }
