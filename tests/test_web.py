@@ -192,11 +192,12 @@ def test_serve_refuses_open_bind_without_token(built: dict, monkeypatch) -> None
 
 
 def test_same_numbers_as_report_data(client: TestClient) -> None:
-    w = client.app.state.heisttrace.ws
-    assert client.get("/api/cases/demo/summary").json() == data.breakdown(w, "demo")
-    assert client.get("/api/cases/demo/sankey").json() == data.sankey(w, "demo")
-    assert client.get("/api/cases/demo/timeline").json()["series"] == [
-        {**s, "points": [list(p) for p in s["points"]]} for s in data.timeline(w, "demo")["series"]]
+    with client.app.state.heisttrace.use() as w:
+        summary, sankey = data.breakdown(w, "demo"), data.sankey(w, "demo")
+        timeline = data.timeline(w, "demo")
+    assert client.get("/api/cases/demo/summary").json() == summary
+    assert client.get("/api/cases/demo/sankey").json() == sankey
+    assert client.get("/api/cases/demo/timeline").json() == timeline
 
 
 def test_large_lists_are_cut_on_the_page_not_in_the_csv(client: TestClient) -> None:

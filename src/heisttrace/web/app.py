@@ -115,7 +115,10 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *,
     app = FastAPI(title="heisttrace", version="0.1.0",
                   description="Where stolen cryptocurrency went: cases, sinks, paths, labels.")
     app.state.heisttrace = state
-    threading.Thread(target=_warm_cache, args=(ws,), daemon=True).start()
+    # the cursor is made here, not in the thread: a connection is not safe to share while
+    # it is being duplicated
+    threading.Thread(target=_warm_cache, args=(Workspace(ws.path, ws.con.cursor()),),
+                     daemon=True).start()
 
     @app.middleware("http")
     async def _auth(request: Request, call_next: Any) -> Response:
@@ -314,17 +317,15 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *,
 
 
 def _warm_cache(ws: Workspace) -> None:
-    """Loads every case's taint-flow graph once at start, on its own DuckDB cursor, so the
-    first visitor of a large case does not wait for it."""
+    """Loads every case's taint-flow graph once at start (`ws` is its own DuckDB cursor), so
+    the first visitor of a large case does not wait for it."""
     try:
-        cur = Workspace(ws.path, ws.con.cursor())
-        try:
-            for case in data.list_cases(cur):
-                data.case_graph(cur, case["case"])
-        finally:
-            cur.close()
+        for case in data.list_cases(ws):
+            data.case_graph(ws, case["case"])
     except Exception:  # noqa: BLE001 - only a speed-up; requests load what they need
         pass
+    finally:
+        ws.close()
 
 
 def _css() -> str:
