@@ -130,6 +130,9 @@ def test_openapi_lists_the_api(client: TestClient) -> None:
               "/api/addresses/{address}", "/api/labels"]:
         assert p in paths
     assert "post" in paths["/api/cases"]
+    # no Swagger UI: it would load its scripts from a CDN
+    assert client.get("/docs").status_code == 404
+    assert "default-src 'self'" in client.get("/cases/demo").headers["content-security-policy"]
 
 
 def test_create_case_validates_its_input(client: TestClient) -> None:

@@ -39,6 +39,9 @@ _ENV = Environment(
 )
 _ENV.globals["fmt"] = fmt
 _ENV.filters["shortpath"] = shortpath
+# Pages load scripts only from this server (inline ones are ours); nothing else is fetched.
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline';"
+       " img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'")
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 REPORTS_DIR = "reports"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
@@ -112,13 +115,22 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *,
     """The ASGI app for one workspace. With `token`, every request must present it."""
     ws = open_workspace(workspace_path(workspace), create=False)
     state = _State(ws, token or None)
-    app = FastAPI(title="heisttrace", version="0.1.0",
+    # No /docs or /redoc: FastAPI would load Swagger UI from a CDN. The spec is /openapi.json.
+    app = FastAPI(title="heisttrace", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Where stolen cryptocurrency went: cases, sinks, paths, labels.")
     app.state.heisttrace = state
     # the cursor is made here, not in the thread: a connection is not safe to share while
     # it is being duplicated
     threading.Thread(target=_warm_cache, args=(Workspace(ws.path, ws.con.cursor()),),
                      daemon=True).start()
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
 
     @app.middleware("http")
     async def _auth(request: Request, call_next: Any) -> Response:
