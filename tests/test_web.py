@@ -91,7 +91,8 @@ def test_graph_expands_a_group(client: TestClient) -> None:
     assert any(n["kind"] == "address" and n["group"] == group["group"] for n in g2["nodes"])
     total = sum(e["amount"] for e in g["edges"])
     # amounts are rounded to cents per aggregated edge
-    assert sum(e["amount"] for e in g2["edges"]) == pytest.approx(total, abs=0.01 * len(g2["edges"]))
+    assert sum(e["amount"] for e in g2["edges"]) == pytest.approx(
+        total, abs=0.01 * len(g2["edges"]))
 
 
 def test_address_and_labels(client: TestClient, built: dict) -> None:

@@ -90,7 +90,8 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     pg = context.new_page()
-    pg.dialogs = []  # type: ignore[attr-defined]
-    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))  # type: ignore[attr-defined]
+    seen: list[str] = []
+    pg.dialogs = seen  # type: ignore[attr-defined]
+    pg.on("dialog", lambda d: (seen.append(d.message), d.dismiss()))
     yield pg
     context.close()

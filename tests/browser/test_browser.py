@@ -28,7 +28,8 @@ def _page_breakdown(page: Page) -> dict[str, tuple[float, float]]:
     for i in range(rows.count()):
         row = rows.nth(i)
         out[row.get_attribute("data-bucket")] = (
-            _num(row.locator(".bd-amount").inner_text()), _num(row.locator(".bd-share").inner_text()))
+            _num(row.locator(".bd-amount").inner_text()),
+            _num(row.locator(".bd-share").inner_text()))
     return out
 
 
@@ -76,9 +77,12 @@ def test_expand_a_node_in_the_graph(site: dict, page: Page, artifacts: Path) -> 
     page.wait_for_selector("#cy[data-ready='1']")
     before = page.evaluate("() => heistGraph.cy.nodes().length")
     target = page.evaluate("""() => {
-        const n = heistGraph.cy.nodes('[kind = "group"][members > 1]').max(x => x.data('members')).ele;
-        const p = n.renderedPosition(), r = document.getElementById('cy').getBoundingClientRect();
-        return {group: n.data('group'), members: n.data('members'), x: r.left + p.x, y: r.top + p.y};
+        const n = heistGraph.cy.nodes('[kind = "group"][members > 1]')
+            .max(x => x.data('members')).ele;
+        const p = n.renderedPosition();
+        const r = document.getElementById('cy').getBoundingClientRect();
+        return {group: n.data('group'), members: n.data('members'),
+                x: r.left + p.x, y: r.top + p.y};
     }""")
     page.mouse.click(target["x"], target["y"])
     page.wait_for_function(f"() => heistGraph.cy.nodes().length > {before}"

@@ -17,7 +17,8 @@ from heisttrace.ledger import open_workspace
 def report(
     case: Annotated[str, typer.Argument(help="The case name given to `heisttrace trace`.")],
     html: Annotated[Path | None, typer.Option(
-        "--html", help="Write the self-contained HTML report (works offline) to this file.")] = None,
+        "--html", help="Write the self-contained HTML report (works offline) to this file.",
+    )] = None,
     json_file: Annotated[Path | None, typer.Option(
         "--json", help="Write breakdown, freeze list, watch list and method as JSON to this "
         "file ('-' prints it).")] = None,

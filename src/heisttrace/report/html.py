@@ -31,7 +31,8 @@ _ENV.globals["fmt"] = fmt
 
 def shortpath(path: str) -> str:
     """A path of full addresses shortened for a table cell (the full one is in the title)."""
-    return " › ".join(a if len(a) <= 14 else a[:8] + "…" + a[-4:] for a in path.split(" > ") if a)
+    parts = [a for a in path.split(" > ") if a]
+    return " › ".join(a if len(a) <= 14 else a[:8] + "…" + a[-4:] for a in parts)
 
 
 _ENV.filters["shortpath"] = shortpath
