@@ -496,8 +496,17 @@ def sankey(ws: Workspace, case: str, entities_per_bucket: int = 6) -> dict[str, 
                 names[n] = (BUCKET_TITLES.get(n[2:], n[2:]), 2)
             else:
                 names[n] = (n.split(":", 2)[2], 3)
-    order = sorted(names, key=lambda n: (names[n][1], -sum(
-        v for (s, d), v in links.items() if d == n or (n == "theft" and s == n))))
+    size = {n: sum(v for (s, d), v in links.items() if d == n or (n == "theft" and s == n))
+            for n in names}
+    buckets_ranked = sorted((n for n in names if names[n][1] == 2), key=lambda n: -size[n])
+    rank = {n: i for i, n in enumerate(buckets_ranked)}
+
+    def place(n: str) -> tuple[int, int, float]:
+        # entities sit next to their bucket, so the last column's links do not cross
+        group = rank.get("b:" + n.split(":", 2)[1], 0) if n.startswith("e:") else 0
+        return names[n][1], group, -size[n]
+
+    order = sorted(names, key=place)
     return {"case": case, "origin_unit": info["origin_unit"],
             "nodes": [{"id": n, "name": names[n][0], "column": names[n][1]} for n in order],
             "links": [{"source": s, "target": d, "value": round2(v)}

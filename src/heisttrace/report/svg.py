@@ -40,7 +40,7 @@ def sankey_svg(data: dict[str, Any], width: int = 960, height: int = 480) -> str
     for n in nodes:
         columns[n["column"]].append(n)
     ncol = max(columns) + 1
-    pad, node_w, top, label_w = 8, 14, 10, 170
+    pad, node_w, top, label_w = 8, 14, 10, 240
     usable = height - 2 * top
     scale = min((usable - pad * (len(col) - 1)) / max(sum(value[n["id"]] for n in col), 1e-9)
                 for col in columns.values())
