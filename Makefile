@@ -10,7 +10,7 @@ NPM_STAMP := node_modules/.installed
 WORKSPACE ?= demo-workspace
 JOBS ?= 2
 
-.PHONY: all demo test bench clean setup
+.PHONY: all demo test bench clean setup chromium
 
 all: test
 
@@ -24,12 +24,17 @@ $(NPM_STAMP): package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(STAMP) $(NPM_STAMP)
+# Browser tests drive Debian's chromium (never a browser download); install it when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+
+setup: $(STAMP) $(NPM_STAMP) chromium
 
 demo: $(STAMP)
 	$(PY) -m heisttrace.demo --workspace $(WORKSPACE)
 
-test: $(STAMP) $(NPM_STAMP)
+test: $(STAMP) $(NPM_STAMP) chromium
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(PY) -m pytest -n $(JOBS) -q
 
 bench: $(STAMP)
