@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,13 +9,7 @@ import pytest
 
 from heisttrace.ledger import Workspace, open_workspace
 
-REPO = Path(__file__).resolve().parents[1]
-# The real data sets are read in place, never copied into the repository.
-SHARED = Path(os.environ.get("HEISTTRACE_SHARED", REPO.parent / "shared")).resolve()
-DATA = SHARED / "data"
-ETL_FIXTURES = DATA / "fixtures" / "ethereum-etl" / "tests" / "resources"
-BTC_FIXTURES = DATA / "fixtures" / "bitcoin-etl" / "tests" / "resources"
-LABELS = DATA / "labels"
+from shared_data import BTC_FIXTURES, DATA, ETL_FIXTURES, LABELS, REPO, SHARED  # noqa: F401
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from heisttrace.errors import InputError
 from heisttrace.ledger import Workspace
 from heisttrace.sources.bitcoin import FEE_POSITION, ingest_bitcoin, tx_node
 from heisttrace.sources.bitcoin_json import Where, to_base_units
-from conftest import BTC_FIXTURES
+from shared_data import BTC_FIXTURES
 
 JOB = BTC_FIXTURES / "test_export_blocks_job"
 BITCOIN_FOLDERS = ["block_0", "block_1", "block_without_transactions", "block_with_transactions"]

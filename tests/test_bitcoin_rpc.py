@@ -21,7 +21,7 @@ from heisttrace.errors import InputError
 from heisttrace.ledger import Workspace, open_workspace
 from heisttrace.sources.bitcoin import ingest_bitcoin
 from heisttrace.sources.bitcoin_rpc import NodeError, checkpoint_name, ingest_bitcoin_rpc
-from conftest import BTC_FIXTURES
+from shared_data import BTC_FIXTURES
 
 JOB = BTC_FIXTURES / "test_export_blocks_job"
 

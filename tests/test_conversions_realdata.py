@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
-from conftest import ETL_FIXTURES
+from shared_data import ETL_FIXTURES
 from test_conversions_detect import assert_conserved, snapshot
 
 from heisttrace.conversions.run import detect_conversions

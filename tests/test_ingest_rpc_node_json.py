@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ETL_FIXTURES
+from shared_data import ETL_FIXTURES
 from heisttrace.sources import node_json as nj
 from test_ingest_rpc_replay import replay_client
 

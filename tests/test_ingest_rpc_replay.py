@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from heisttrace.sources.rpc_client import RpcClient, RpcError
-from conftest import ETL_FIXTURES
+from shared_data import ETL_FIXTURES
 
 
 def recording_key(method: str, params: list[Any]) -> str:

@@ -131,7 +131,8 @@ class Workspace:
         where, params = [], []
         if address:
             where.append("(src = ? OR dst = ?)")
-            params += [address.lower(), address.lower()]
+            address = normalize_address(address)
+            params += [address, address]
         if tx:
             where.append("tx_hash = ?")
             params.append(tx.lower())
@@ -157,6 +158,15 @@ class Workspace:
         self.con.execute(
             "INSERT INTO imports (source, detail, rows) VALUES (?, ?, ?)", [source, detail, rows]
         )
+
+
+def normalize_address(address: str) -> str:
+    """EVM hex and bech32 addresses are case-insensitive; base58 (Bitcoin 1…/3…) is not."""
+    a = address.strip()
+    low = a.lower()
+    if low.startswith(("0x", "bc1", "tb1", "ltc1", "bitcoincash:")):
+        return low
+    return a
 
 
 def workspace_path(path: str | os.PathLike[str] | None = None) -> Path:
