@@ -65,6 +65,7 @@ def test_whole_units_is_exact() -> None:
 
 
 def test_bad_input_exits_1_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    import os
     import subprocess
     import sys
 
@@ -73,7 +74,8 @@ def test_bad_input_exits_1_with_one_line_and_no_traceback(tmp_path: Path) -> Non
         (folder / "token_transfers.csv").read_text().replace(",200000,", ",2e5,"))
     done = subprocess.run(
         [sys.executable, "-m", "heisttrace", "ingest", "etl", str(folder), "-w",
-         str(tmp_path / "ws")], capture_output=True, text=True, timeout=120)
+         str(tmp_path / "ws")], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "COLUMNS": "500"})
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "token_transfers.csv, line 3, field 'value'" in " ".join(done.stderr.split())
