@@ -66,15 +66,11 @@ class EvmBatch:
 # -- column rules ---------------------------------------------------------------------------
 # Value kinds checked before mapping; a bad value is an InputError naming table/row/field.
 ADDRESS, HASH, UINT = "address", "hash", "uint"
-# Checked with ltrim over a character set rather than regexes: a plain byte scan, several
-# times faster on millions of rows. Columns are already lowercased where this matters.
-_HEX = "0123456789abcdef"
+# RE2 regexes; measured faster here than ltrim over a character set or from_hex.
 _CHECKS = {
-    ADDRESS: "(length({c}) = 42 AND starts_with({c}, '0x') AND ltrim(substr({c}, 3), '" + _HEX
-    + "') = '')",
-    HASH: "(length({c}) = 66 AND starts_with({c}, '0x') AND ltrim(substr({c}, 3), '" + _HEX
-    + "') = '')",
-    UINT: "(ltrim({c}, '0123456789') = '')",
+    ADDRESS: "regexp_full_match({c}, '^0x[0-9a-f]{{40}}$')",
+    HASH: "regexp_full_match({c}, '^0x[0-9a-f]{{64}}$')",
+    UINT: "regexp_full_match({c}, '^[0-9]+$')",
 }
 _EXPECT = {
     ADDRESS: "a 0x-prefixed 20-byte hex address",
