@@ -16,7 +16,10 @@ from tests.test_ingest_etl_files import etl_folder
 runner = CliRunner()
 
 
-def test_ingest_etl_twice_then_flows_in_whole_units(tmp_path: Path) -> None:
+def test_ingest_etl_twice_then_flows_in_whole_units(tmp_path: Path, monkeypatch) -> None:
+    from heisttrace.cli import common
+
+    monkeypatch.setattr(common.console, "width", 250)  # the console was sized at import
     folder, ws = etl_folder(tmp_path), tmp_path / "ws"
     first = runner.invoke(app, ["ingest", "etl", str(folder), "-w", str(ws), "--json"])
     assert first.exit_code == 0, first.output
@@ -34,7 +37,7 @@ def test_ingest_etl_twice_then_flows_in_whole_units(tmp_path: Path) -> None:
         ("100000", "1000", "TKN"), ("200000", "2000", "TKN")]
     fee = [r for r in rows if r["kind"] == "fee"][0]
     assert fee["amount"] == whole_units(fee["amount_out"], 18)
-    table = runner.invoke(app, ["flows", "-w", str(ws)], env={"COLUMNS": "250"})
+    table = runner.invoke(app, ["flows", "-w", str(ws)])
     assert table.exit_code == 0 and "TKN" in table.output and "0.00254265" in table.output
 
 
