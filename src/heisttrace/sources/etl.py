@@ -140,7 +140,10 @@ def ingest_etl(
                 except duckdb.Error as exc:
                     raise _bad_file(files, exc) from exc
                 step("mapping to flows")
-                res = store_prepared(con, prep, chain)
+                try:
+                    res = store_prepared(con, prep, chain)
+                except duckdb.Error as exc:  # e.g. a gas fee beyond 128 bits
+                    raise InputError(f"cannot map to flows: {str(exc).splitlines()[0]}") from exc
             finally:
                 if prep is not None:
                     prep.drop()
