@@ -280,3 +280,28 @@ def test_store_batch_is_idempotent(workspace: Workspace) -> None:
     with workspace.transaction():
         assert store_batch(workspace, batch) == 0
     assert workspace.count_flows() == expected
+
+
+def test_rows_repeated_inside_one_input_are_stored_once(workspace: Workspace) -> None:
+    transfers = pa.table({
+        "token_address": [TOKEN] * 3, "from_address": [A] * 3, "to_address": [C] * 3,
+        "value": ["5", "5", "6"], "transaction_hash": [H1] * 3, "log_index": ["1", "1", "2"],
+        "block_number": ["100"] * 3, "transaction_index": ["0"] * 3,
+    })
+    with workspace.transaction():
+        added = store_batch(workspace, EvmBatch(token_transfers=transfers,
+                                                blocks=_one_block("100")))
+    assert added == 2
+    assert workspace.flows().column("amount_out").to_pylist() == ["5", "6"]
+
+
+def test_geth_traces_without_hash_get_it_from_block_and_index() -> None:
+    """ethereum-etl's geth traces.csv has no transaction_hash: (block, index) finds it."""
+    txs = pa.Table.from_pylist([_tx(H2, "1", "9", "1")])
+    geth = pa.Table.from_pylist([
+        {**_trace(H2, "", A, B, "9"), "transaction_hash": ""},
+        {**_trace(H2, "0", B, C, "4"), "transaction_hash": ""},
+    ])
+    flows = evm_flows(EvmBatch(transactions=txs, traces=geth)).to_pylist()
+    assert [(f["tx_hash"], f["kind"], f["dst"], f["ordinal"]) for f in flows][-1] == (
+        H2, "internal", C, TX_STRIDE + 2)

@@ -148,3 +148,17 @@ def test_empty_or_missing_folder(workspace: Workspace, tmp_path: Path) -> None:
         ingest_etl(workspace, tmp_path)
     with pytest.raises(InputError, match="not a folder"):
         ingest_etl(workspace, tmp_path / "nope")
+
+
+def test_watched_logs_land_in_evm_logs_once(workspace: Workspace, tmp_path: Path) -> None:
+    folder = etl_folder(tmp_path)
+    deposit = "0xe1fffcc4923d04b559f4d29a8bfc6cda04eb5b0d3c460751c2402c5c5cc9109c"
+    with open(folder / "logs.csv", "a") as fh:
+        fh.write(f"9,0x463d53f0ad57677a3b430a007c1c31d15d62c37fab5eee598551697c297c235c,2,"
+                 f"0x246edb4b351d93c27926f4649bcf6c24366e2a7c7c718dc9158eea20c03bc6ae,483920,"
+                 f"0x9e669f970ec0f49bb735f20799a7e7c4a1c274e2,0x01,\"{deposit},0x{'00' * 32}\"\n")
+    assert ingest_etl(workspace, folder).logs_added == 1
+    assert ingest_etl(workspace, folder).logs_added == 0
+    row = workspace.con.execute("SELECT block, time, log_index, topic0, len(topics) FROM evm_logs"
+                                ).fetchall()
+    assert row == [(483920, 1446561880, 9, deposit[2:], 2)]

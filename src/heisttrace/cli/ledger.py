@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
-from heisttrace.cli.common import JsonOpt, WorkspaceOpt, console, print_arrow
+from heisttrace.cli.common import JsonOpt, WorkspaceOpt, console, print_json
 from heisttrace.ledger import open_workspace
+from heisttrace.sources.tokens import NATIVE_DECIMALS, whole_units
+
+
+def _units(ws, rows: list[dict]) -> None:  # type: ignore[no-untyped-def]
+    """Adds symbol and exact whole-unit amounts (token decimals; native coins known)."""
+    meta = {
+        (c, a): (s, d)
+        for c, a, s, d in ws.con.execute(
+            "SELECT chain, address, symbol, decimals FROM tokens"
+        ).fetchall()
+    }
+
+    def look(chain: str, asset: str) -> tuple[str, int | None]:
+        if asset in NATIVE_DECIMALS:
+            return asset, NATIVE_DECIMALS[asset]
+        symbol, decimals = meta.get((chain, asset), (None, None))
+        return symbol or asset, decimals
+
+    for r in rows:
+        symbol, decimals = look(r["chain"], r["asset"])
+        r["symbol"], r["amount"] = symbol, whole_units(r["amount_out"], decimals)
+        if r.get("dst_asset") and r["dst_asset"] != r["asset"]:
+            in_symbol, in_decimals = look(r.get("dst_chain") or r["chain"], r["dst_asset"])
+            r["dst_symbol"] = in_symbol
+            r["amount_received"] = whole_units(r["amount_in"], in_decimals)
 
 
 def flows(
@@ -17,10 +44,28 @@ def flows(
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Show the flows in the workspace, in ledger order."""
+    """Show the flows in the workspace, in ledger order, amounts in whole units (exact)."""
     with open_workspace(workspace, create=False, read_only=True) as ws:
         table = ws.flows(address=address, tx=tx, limit=limit or None)
         total = ws.count_flows()
-    print_arrow(table, title=f"flows ({table.num_rows} shown of {total})", as_json=json)
-    if not json and limit and table.num_rows == limit:
+        rows = table.to_pylist()
+        _units(ws, rows)
+    if json:
+        print_json(rows)
+        return
+    out = Table(title=f"flows ({len(rows)} shown of {total})")
+    for name, justify in (("time (UTC)", "left"), ("block", "right"), ("tx", "left"),
+                          ("src", "left"), ("dst", "left"), ("amount", "right"),
+                          ("asset", "left"), ("kind", "left")):
+        out.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for r in rows:
+        when = datetime.fromtimestamp(r["time"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+        amount, asset = r["amount"], r["symbol"]
+        if "amount_received" in r:
+            amount += f" -> {r['amount_received']}"
+            asset += f" -> {r['dst_symbol']}" + (f"@{r['dst_chain']}" if r.get("dst_chain") else "")
+        out.add_row(when, str(r["block"]), r["tx_hash"], r["src"], r["dst"], amount, asset,
+                    r["kind"])
+    console.print(out)
+    if limit and len(rows) == limit:
         console.print(f"[dim]showing the first {limit}; use --limit 0 for all[/dim]")

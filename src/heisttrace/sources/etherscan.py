@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from heisttrace.errors import InputError
@@ -207,7 +208,10 @@ def ingest_etherscan(
             except InputError as exc:
                 raise _locate(exc, where, names) from exc
             try:
-                res = store_prepared(con, prep, chain)
+                try:
+                    res = store_prepared(con, prep, chain)
+                except duckdb.Error as exc:  # e.g. a gas fee beyond 128 bits
+                    raise InputError(f"cannot map to flows: {str(exc).splitlines()[0]}") from exc
             finally:
                 prep.drop()
             report.flows_seen, report.flows_added = res.flows_seen, res.flows_added

@@ -9,9 +9,11 @@ memory because DuckDB spills its hash tables and temp tables to disk past `memor
 from __future__ import annotations
 
 import csv
+import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -24,6 +26,19 @@ from heisttrace.sources.tokens import read_tokens_csv, store_tokens
 Progress = Callable[[str, int, int], None]
 
 TOKENS_FILE = "tokens.csv"
+# DuckDB's working memory during an import; past it, temp tables and hash tables spill to the
+# workspace's temp folder, so a 50M-row export does not need 50M rows of RAM.
+MEMORY_LIMIT = os.environ.get("HEISTTRACE_MEMORY_LIMIT", "1GB")
+
+
+@contextmanager
+def _memory_limit(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
+    old = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # type: ignore[index]
+    con.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = '{old}'")
 
 
 def etl_files(folder: Path) -> dict[str, Path]:
@@ -114,7 +129,7 @@ def ingest_etl(
             _open_csv(con, name, path)
             views.append(name)
             relations[table] = name
-        with ws.transaction():
+        with _memory_limit(con, MEMORY_LIMIT), ws.transaction():
             prep = None
             try:
                 step("reading and checking CSVs")
@@ -125,7 +140,10 @@ def ingest_etl(
                 except duckdb.Error as exc:
                     raise _bad_file(files, exc) from exc
                 step("mapping to flows")
-                res = store_prepared(con, prep, chain)
+                try:
+                    res = store_prepared(con, prep, chain)
+                except duckdb.Error as exc:  # e.g. a gas fee beyond 128 bits
+                    raise InputError(f"cannot map to flows: {str(exc).splitlines()[0]}") from exc
             finally:
                 if prep is not None:
                     prep.drop()

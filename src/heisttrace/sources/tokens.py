@@ -104,3 +104,22 @@ def token_decimals(ws, chain: str | None = None) -> dict[tuple[str, str], int]: 
         sql += " AND chain = ?"
         params.append(chain)
     return {(c, a): int(d) for c, a, d in ws.con.execute(sql, params).fetchall()}
+
+
+# Decimals of the native coins (asset names from ledger.schema.NATIVE_ASSETS).
+NATIVE_DECIMALS: dict[str, int] = {
+    "ETH": 18, "BNB": 18, "POL": 18, "BTC": 8, "LTC": 8, "DOGE": 8, "BCH": 8,
+}
+
+
+def whole_units(amount: str, decimals: int | None) -> str:
+    """Base units as exact whole units ('1500000000000000000', 18 -> '1.5'); no rounding.
+
+    String arithmetic rather than floats or Decimal contexts, so 78-digit token amounts stay
+    exact. Unknown decimals: the base-unit amount unchanged.
+    """
+    if decimals is None or decimals <= 0 or not amount.isdigit():
+        return amount
+    digits = amount.lstrip("0").rjust(decimals + 1, "0")
+    whole, frac = digits[:-decimals], digits[-decimals:].rstrip("0")
+    return f"{whole}.{frac}" if frac else whole
