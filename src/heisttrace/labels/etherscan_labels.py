@@ -21,6 +21,7 @@ from pathlib import Path
 
 from heisttrace.errors import InputError
 from heisttrace.labels.normalize import normalize_address
+from heisttrace.labels.roles import ROLE_PRECEDENCE, load_role_map
 from heisttrace.labels.store import LabelBatch, source_name
 
 ETHERSCAN_CONFIDENCE = 50  # GraphSense `trusted_provider`
@@ -77,15 +78,18 @@ def _entity(name: str | None, slug: str) -> str:
     return slug
 
 
+_ROLE_MAP = load_role_map()
+_ROLE_RANK = {r: i for i, r in enumerate(ROLE_PRECEDENCE)}
+_TOKEN_NAME = re.compile(r"\(([A-Za-z0-9.$+-]{1,16})\)$")
+
+
 def _pick(slugs: list[str]) -> str:
-    """Of several labels, the one whose category has a role (exchange before generic)."""
-    for slug in slugs:
-        if slug in _CATEGORY and slug not in _GENERIC:
-            return slug
-    for slug in slugs:
-        if slug in _CATEGORY:
-            return slug
-    return slugs[0] if slugs else "unlabelled"
+    """Of several labels, the one whose role is most final (a Tornado pool that is also on the
+    OFAC list is a mixer first); specific labels before generic ones."""
+    def rank(slug: str) -> tuple[int, int]:
+        role = _ROLE_MAP.get(_CATEGORY.get(slug, ""))
+        return (_ROLE_RANK.get(role, len(_ROLE_RANK)) if role else len(_ROLE_RANK) + 1, slug in _GENERIC)
+    return min(slugs, key=rank) if slugs else "unlabelled"
 
 
 def looks_like_etherscan(path: Path) -> bool:
@@ -106,6 +110,9 @@ def _add(batch: LabelBatch, file: str, line: int | None, address: str, name: str
     except ValueError as exc:
         raise InputError(str(exc), file=file, line=line, field="address") from None
     category = category_of(slug)
+    if name and category in ("exchange", "otc", "payment_processor") and _TOKEN_NAME.search(name):
+        # A token contract filed under its issuer (USDT under `bitfinex`) is not a wallet.
+        category = "token"
     batch.add("ethereum", addr, _entity(name, slug), category, ETHERSCAN_CONFIDENCE, None,
               json.dumps({"etherscan_label": slug, "name": name}) if name else None)
 
