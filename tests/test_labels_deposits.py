@@ -95,7 +95,7 @@ def test_true_deposits_found_and_near_misses_not(workspace) -> None:  # type: ig
     assert ev["senders"] == 2 and ev["gas_paid"] == str(GAS)
     eth = ev["assets"][0]
     assert eth["received"] == str(5 * ETH) and eth["max_block_gap"] == 40
-    assert len(eth["forward_txs"]) == 1
+    assert eth["first_sweep_tx"] == eth["last_sweep_tx"] and eth["sweeps"] == 1
     row = workspace.con.execute(
         "SELECT category, heuristic, confidence FROM labels WHERE address = ?", [a["d1"]]
     ).fetchone()

@@ -17,7 +17,8 @@ D gets label `deposit_wallet` (role cash_out), entity = the exchange, heuristic,
 with its evidence. Everyone who paid into D is one customer: the senders go to
 `deposit_clusters` (Victor's deposit-address clustering).
 
-Everything is one DuckDB query over `ledger`, so millions of flows take seconds.
+Everything is one DuckDB query over `ledger` (hash joins and window functions only), so
+millions of flows take seconds.
 """
 
 from __future__ import annotations
@@ -89,10 +90,23 @@ def _detect_sql(p: DepositParams) -> str:
     c_outs AS (
         SELECT o.* FROM outs o JOIN cand2 c ON c.chain = o.chain AND c.d = o.d
     ),
+    -- the first sweep at or after each deposit: a running minimum over the events taken
+    -- from the latest back (an ASOF join here would be planned as a nested loop)
+    events AS (
+        SELECT chain, d, asset, block, 0 AS is_out FROM ins
+        UNION ALL
+        SELECT chain, d, asset, block, 1 AS is_out FROM c_outs
+    ),
+    next_out AS (
+        SELECT chain, d, asset, block, is_out,
+               min(CASE WHEN is_out = 1 THEN block END) OVER (
+                   PARTITION BY chain, d, asset ORDER BY block DESC, is_out DESC
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS sweep_block
+        FROM events
+    ),
     gaps AS (
-        SELECT i.chain, i.d, i.asset, i.block, o.block - i.block AS gap
-        FROM ins i ASOF LEFT JOIN c_outs o
-          ON o.chain = i.chain AND o.d = i.d AND o.asset = i.asset AND o.block >= i.block
+        SELECT chain, d, asset, block, sweep_block - block AS gap
+        FROM next_out WHERE is_out = 0
     ),
     gas AS (
         SELECT l.chain, l.src AS d, sum(TRY_CAST(l.amount_out AS DOUBLE)) AS gas
@@ -106,7 +120,7 @@ def _detect_sql(p: DepositParams) -> str:
     ),
     fwd AS (
         SELECT chain, d, asset, sum(a_out) AS forwarded, count(*) AS n_out,
-               list(tx_hash ORDER BY block)[1:5] AS forward_txs
+               arg_min(tx_hash, block) AS first_sweep_tx, arg_max(tx_hash, block) AS last_sweep_tx
         FROM c_outs GROUP BY ALL
     ),
     worst_gap AS (
@@ -115,7 +129,7 @@ def _detect_sql(p: DepositParams) -> str:
     ),
     per_asset AS (
         SELECT r.chain, r.d, r.asset, r.received, coalesce(w.forwarded, 0) AS forwarded,
-               r.n_in, r.n_senders, w.n_out, w.forward_txs, g.max_gap, g.unforwarded,
+               r.n_in, r.n_senders, w.n_out, w.first_sweep_tx, w.last_sweep_tx, g.max_gap, g.unforwarded,
                coalesce(gs.gas, 0) AS gas,
                CASE
                  WHEN w.forwarded IS NULL THEN false
@@ -144,7 +158,7 @@ def _detect_sql(p: DepositParams) -> str:
                    forwarded := p.forwarded::HUGEINT::VARCHAR,
                    share_forwarded := round(p.forwarded / p.received, 6),
                    max_block_gap := p.max_gap, deposits := p.n_in, sweeps := p.n_out,
-                   forward_txs := p.forward_txs))) AS assets,
+                   first_sweep_tx := p.first_sweep_tx, last_sweep_tx := p.last_sweep_tx))) AS assets,
                max(p.gas)::HUGEINT::VARCHAR AS gas_paid,
                max(p.n_senders) AS senders
         FROM per_asset p GROUP BY p.chain, p.d
