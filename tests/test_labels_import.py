@@ -242,10 +242,13 @@ def test_reimport_is_idempotent_and_replaces(workspace: Workspace, tmp_path: Pat
     assert _count(workspace) == n - 1
 
 
-def test_html_in_labels_is_stored_verbatim_and_escaped_on_screen(tmp_path: Path) -> None:
+def test_html_in_labels_is_stored_verbatim_and_escaped_on_screen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
     from heisttrace.cli import app
+    from heisttrace.cli.common import console
+
+    monkeypatch.setattr(console, "width", 300)  # one line per cell, whatever the terminal
 
     evil = "<script>alert(1)</script>[red]boom[/red]"
     f = tmp_path / "evil.csv"
@@ -254,8 +257,7 @@ def test_html_in_labels_is_stored_verbatim_and_escaped_on_screen(tmp_path: Path)
     runner = CliRunner()
     res = runner.invoke(app, ["labels", "import", str(f), "-w", ws, "--json"])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["labels", "show", "0x8888888888888888888888888888888888888888", "-w", ws],
-                        env={"COLUMNS": "300"})
+    res = runner.invoke(app, ["labels", "show", "0x8888888888888888888888888888888888888888", "-w", ws])
     assert res.exit_code == 0 and "[red]boom[/red]" in res.output and "<script>" in res.output
     res = runner.invoke(app, ["labels", "show", "0x8888888888888888888888888888888888888888", "-w", ws, "--json"])
     assert json.loads(res.output)["labels"][0]["entity"] == evil
