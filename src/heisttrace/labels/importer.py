@@ -135,7 +135,7 @@ def import_labels(
     sources: list[str] = []
     for i, (path, f) in enumerate(files):
         batch = read_file(path, f, chain)
-        tables.append(batch.to_arrow())
+        tables.append(batch.to_arrow())  # rows are unique per file (LabelBatch.add)
         sources.append(batch.source)
         result.warnings.extend(batch.warnings)
         result.by_format[f] += 1
@@ -154,8 +154,7 @@ def import_labels(
                 """
                 INSERT INTO labels (chain, address, entity, category, source, confidence, actor,
                                     heuristic, evidence)
-                SELECT DISTINCT ON (source, chain, address, entity, category)
-                       chain, address, entity, category, source, confidence, actor, false, evidence
+                SELECT chain, address, entity, category, source, confidence, actor, false, evidence
                 FROM _new_labels
                 """
             )

@@ -44,6 +44,9 @@ class LabelBatch:
     actor: list[str | None] = field(default_factory=list)
     evidence: list[str | None] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # One label per (chain, address, entity, category) and file: a file that repeats a tag
+    # stores it once.
+    _seen: set[tuple[str, str, str | None, str | None]] = field(default_factory=set, repr=False)
 
     def add(
         self,
@@ -55,6 +58,10 @@ class LabelBatch:
         actor: str | None = None,
         evidence: str | None = None,
     ) -> None:
+        key = (chain, address, entity, category)
+        if key in self._seen:
+            return
+        self._seen.add(key)
         self.chain.append(chain)
         self.address.append(address)
         self.entity.append(entity)
