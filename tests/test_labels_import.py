@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LABELS
+from shared_data import LABELS
 from heisttrace.errors import InputError
 from heisttrace.labels.importer import import_labels
 from heisttrace.labels.query import label_stats, show_address
