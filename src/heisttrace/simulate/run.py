@@ -57,9 +57,10 @@ def simulate(scenario: str, scale: int, seed: int, out: Path, progress: Progress
 
     plan_flows = sum(eth_flows(t) for t in plan.eth_txs)
     plan_flows += sum(btc_flows(t) for txs in plan.btc_txs.values() for t in txs)
-    btc_per_block = min(max(scale // 200_000, 1), 100)
+    # Ordinary Bitcoin payments: about 2% of the flows (4 flows each), plus one coinbase a block.
     n_heights = tl.BTC_END_HEIGHT - tl.BTC_START_HEIGHT
-    btc_bg_flows = n_heights * (btc_per_block * 4 + 1)
+    btc_bg_txs = min(max(scale // 200, 100), 200_000)
+    btc_bg_flows = n_heights + 4 * btc_bg_txs
     bg_flows = max(scale - plan_flows - btc_bg_flows, 0)
     total = plan_flows + btc_bg_flows + bg_flows
     done = 0
@@ -103,7 +104,7 @@ def simulate(scenario: str, scale: int, seed: int, out: Path, progress: Progress
     # -- Bitcoin ----------------------------------------------------------------------------
     btc_dir = out / "bitcoin"
     btc_dir.mkdir(parents=True, exist_ok=True)
-    btc_flow_count = _write_bitcoin(btc_dir, plan, seed, btc_per_block, tick)
+    btc_flow_count = _write_bitcoin(btc_dir, plan, seed, btc_bg_txs, tick)
 
     # -- labels, prices, theft, truth -------------------------------------------------------
     write_tagpack(out / "labels.yaml", plan.tags, "heisttrace simulation: bybit", "heisttrace-simulator")
@@ -159,14 +160,17 @@ def _write_prices(path: Path) -> None:
         w.writerow(["bitcoin", "BTC", BTC_PRICE])
 
 
-def _write_bitcoin(btc_dir: Path, plan: Plan, seed: int, per_block: int, tick: Callable[[int], None]) -> int:
+def _write_bitcoin(btc_dir: Path, plan: Plan, seed: int, n_bg: int, tick: Callable[[int], None]) -> int:
     """Every Bitcoin block of the range: coinbase, ordinary payments, then the plan's txs."""
     rng = np.random.default_rng([seed, 4])
     pool = [ids.btc_address(seed, "btc user", i) for i in range(2_000)]
     miner = ids.btc_address(seed, "btc miner")
     prev = ids.raw_hash(seed, "btc parent")
     flows = 0
+    n_heights = tl.BTC_END_HEIGHT - tl.BTC_START_HEIGHT
     for h in range(tl.BTC_START_HEIGHT, tl.BTC_END_HEIGHT):
+        i = h - tl.BTC_START_HEIGHT
+        per_block = (i + 1) * n_bg // n_heights - i * n_bg // n_heights
         bh = ids.raw_hash(seed, "btc block", h)
         txs = [BtcTx(ids.raw_hash(seed, "coinbase", h), h, [], [BtcOut(312_500_000, miner[0], miner[1])], coinbase=True)]
         k = rng.integers(0, len(pool), (per_block, 3))
