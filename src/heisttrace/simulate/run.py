@@ -192,8 +192,18 @@ def _write_bitcoin(btc_dir: Path, plan: Plan, seed: int, n_bg: int, tick: Callab
     return flows
 
 
+def _asset_id(chain: str, asset: str) -> str:
+    """The ledger's asset name: native coin name, or the token's contract address."""
+    if chain == "ethereum" and asset in TOKENS:
+        return TOKENS[asset].address
+    return asset
+
+
 def _truth(plan: Plan, world: World, scenario: str, scale: int, seed: int, eth_n: int, btc_n: int) -> dict:
     r = plan.book.result()
+    for s in r["sinks"]:
+        s["asset"] = _asset_id(s["chain"], s["asset"])
+    r["stolen_assets"] = {_asset_id("ethereum", k): v for k, v in r["stolen_assets"].items()}
     by_deposit: dict[str, float] = {}
     deposit_set = {(d["chain"], d["address"]) for d in plan.deposits}
     for s in r["sinks"]:
