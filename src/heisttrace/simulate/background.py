@@ -194,7 +194,7 @@ class Background:
             k = rng.choice(len(TOKEN_SYMS), n, p=TOKEN_P)
             frm, to = w.users[rng.integers(0, nu, n)], w.users[rng.integers(0, nu, n)]
             m = self._token_amount(rng, k)
-            inp = col.ids.to_arrow(ids.prefixed(np.concatenate(
+            inp = ids.to_arrow(ids.prefixed(np.concatenate(
                 [np.tile(np.frombuffer(events.SEL_TRANSFER.encode(), np.uint8), (n, 1)),
                  col.pad_addr(to), col.word_matrix(m, self.tok_mul9[k])], axis=1)))
             t = _tx_table(blocks(n), frm, self.tok_mat[k], col.const("0", n), np.full(n, 52_000), rng, inp)
