@@ -173,7 +173,7 @@ def test_truth_buckets_sum_to_stolen(sim: Path) -> None:
 
 
 def test_shares_near_the_scenario_targets(tmp_path: Path) -> None:
-    simulate("bybit", 200_000, 3, tmp_path)
+    simulate("bybit", 120_000, 3, tmp_path)
     truth = json.loads((tmp_path / "truth.json").read_text())
     stolen = truth["stolen"]
     by_chain: dict[str, float] = {}
@@ -184,7 +184,7 @@ def test_shares_near_the_scenario_targets(tmp_path: Path) -> None:
     assert exch / stolen == pytest.approx(0.17, abs=0.02)
     assert truth["shares"]["frozen"] == pytest.approx(0.03, abs=0.005)
     assert truth["shares"]["fees"] < 0.01
-    assert 0.9 * 200_000 < truth["flows"]["ethereum"] + truth["flows"]["bitcoin"] < 1.1 * 200_000
+    assert 0.9 * 120_000 < truth["flows"]["ethereum"] + truth["flows"]["bitcoin"] < 1.1 * 120_000
 
 
 def test_thief_wallets_end_with_what_truth_says(sim: Path) -> None:
@@ -256,8 +256,8 @@ def _peak_kb(scale: int, out: Path) -> int:
 
 
 def test_memory_does_not_grow_with_scale(tmp_path: Path) -> None:
-    small = _peak_kb(50_000, tmp_path / "s")
-    large = _peak_kb(400_000, tmp_path / "l")
+    small = _peak_kb(40_000, tmp_path / "s")
+    large = _peak_kb(320_000, tmp_path / "l")
     assert large < small * 1.35 + 40_000, (small, large)
 
 
