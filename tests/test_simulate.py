@@ -14,7 +14,7 @@ import duckdb
 import pytest
 import yaml
 
-from conftest import ETL_FIXTURES
+from shared_data import ETL_FIXTURES
 from heisttrace.ledger.schema import TRANSFER_TOPIC, WATCHED_TOPICS
 from heisttrace.simulate import events
 from heisttrace.simulate.actors import EXCH, THORCHAIN_ROUTER, USDT
