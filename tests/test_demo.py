@@ -1,8 +1,12 @@
-"""`make demo` drives the CLI in-process; its simulate step works on its own."""
+"""`make demo` end to end at a small scale: every stage runs and the traces match the truth.
+
+This is the issue's acceptance check on the simulator's ground truth, for both policies.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,3 +22,13 @@ def test_demo_simulates_and_walks_the_pipeline(tmp_path: Path) -> None:
     for heading in ("simulate", "ingest Ethereum", "ingest Bitcoin", "known labels", "trace (haircut)",
                     "trace (fifo)", "evaluate (fifo)"):
         assert heading in done.stdout, heading
+    lines = re.findall(r"^evaluate case=\S+ policy=(\w+) max_bucket_error=([\d.]+) "
+                       r"deposit_recall=([\d.]+) deposit_precision=([\d.]+) spam_followed=(\d+)$",
+                       done.stdout, flags=re.M)
+    assert sorted(p for p, *_ in lines) == ["fifo", "haircut"]
+    for policy, error, recall, precision, spam in lines:
+        assert float(error) <= 0.01, (policy, error)
+        assert float(recall) >= 0.95 and float(precision) >= 0.99, (policy, recall, precision)
+        assert int(spam) == 0, policy
+    report = (ws / "bybit-report.html").read_text()
+    assert "<script src=" not in report and "cashed_out" in report.replace("cashed out", "cashed_out")

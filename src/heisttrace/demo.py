@@ -2,9 +2,9 @@
 
 Simulates ~1 million flows with ground truth, then drives the real pipeline through the CLI
 in-process, one heading per step: ingest Ethereum and Bitcoin, import the known labels,
-detect conversions, spam and deposit addresses, trace with haircut and FIFO, and compare each
-trace with the truth. A step whose command is not available in this build is reported and
-skipped, so the demo shows how far the pipeline goes.
+detect conversions, spam, deposit addresses and freezes, trace with haircut and FIFO, compare
+each trace with the truth and write the HTML report. A failing step stops the demo with a
+non-zero exit: the demo is also our end-to-end check.
 """
 
 from __future__ import annotations
@@ -25,8 +25,12 @@ from heisttrace.ledger.workspace import DB_FILE, WorkspaceError
 console = Console()
 
 
+class DemoFailed(Exception):
+    """A step of the demo failed; its message was printed already."""
+
+
 def _step(title: str, args: list[str]) -> bool:
-    """Run one CLI command in-process under a heading; False if it is missing or failed."""
+    """Run one CLI command in-process under a heading; a failure stops the demo."""
     from heisttrace.cli import app
 
     console.print(Rule(f"[bold]{title}"))
@@ -35,11 +39,11 @@ def _step(title: str, args: list[str]) -> bool:
     try:
         app(args, standalone_mode=False)
     except click.exceptions.UsageError as exc:
-        console.print(f"[yellow]skipped:[/yellow] {exc.format_message()}")
-        return False
+        console.print(f"[bold red]error:[/bold red] {exc.format_message()}")
+        raise DemoFailed(title) from exc
     except (HeisttraceError, WorkspaceError) as exc:
         console.print(f"[bold red]error:[/bold red] {exc}")
-        return False
+        raise DemoFailed(title) from exc
     console.print(f"[green]done[/green] in {time.perf_counter() - started:.1f} s")
     return True
 
@@ -60,17 +64,20 @@ def run(workspace: Path, scale: int, seed: int) -> None:
     _step("3. ingest Bitcoin (getblock JSON)", ["ingest", "bitcoin", str(sim / "bitcoin"), *w])
     _step("4. import the known labels (TagPack)", ["labels", "import", str(sim / "labels.yaml"), *w])
     _step("5. detect swaps and bridge transfers", ["conversions", "detect", *w])
-    _step("6. detect address-poisoning spam", ["labels", "detect-spam", *w])
-    _step("7. detect exchange deposit addresses", ["labels", "detect-deposits", *w])
+    _step("6. detect spam, exchange deposit addresses and token freezes", ["labels", "detect", *w])
     for case, policy in (("bybit", "haircut"), ("bybit-fifo", "fifo")):
         if _step(f"trace ({policy})", ["trace", "--case", case, "--seed", seed_tx, "--policy", policy,
                                       "--prices", prices, *w]):
             _step(f"summary ({policy})", ["summary", case, *w])
         _step(f"evaluate ({policy}) against the truth", ["evaluate", case, "--truth", truth, *w])
+    report = workspace / "bybit-report.html"
+    _step("write the investigation report (one offline HTML file)",
+          ["report", "bybit", "--html", str(report), *w])
     console.print(Rule("[bold]next"))
     console.print(f"demo took {time.perf_counter() - total:.0f} s; workspace {workspace}, "
                   f"simulated chains and truth in {sim}")
-    console.print(f"report:  heisttrace report bybit -w {workspace}    web app:  heisttrace serve -w {workspace}")
+    console.print(f"report:  open {report}    web app:  .venv/bin/heisttrace serve -w {workspace}"
+                  "  (then http://127.0.0.1:8000)")
 
 
 def main() -> None:
@@ -79,7 +86,10 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=1_000_000, help="flows to simulate")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    run(Path(args.workspace), args.scale, args.seed)
+    try:
+        run(Path(args.workspace), args.scale, args.seed)
+    except DemoFailed as exc:
+        raise SystemExit(f"demo stopped at: {exc}") from None
 
 
 if __name__ == "__main__":

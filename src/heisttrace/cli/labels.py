@@ -12,6 +12,7 @@ from rich.table import Table
 
 from heisttrace.cli.common import JsonOpt, WorkspaceOpt, console, err_console, print_json
 from heisttrace.labels.deposits import DepositParams, detect_deposits
+from heisttrace.labels.detect import detect_all
 from heisttrace.labels.importer import FORMATS, import_labels
 from heisttrace.labels.query import export_labels, label_stats, show_address
 from heisttrace.labels.roles import load_role_map
@@ -20,6 +21,7 @@ from heisttrace.ledger.workspace import open_workspace
 
 app = typer.Typer(help="Import, inspect and detect address labels.", no_args_is_help=True)
 
+ShowOpt = Annotated[int, typer.Option("--show", help="Rows to list after the counts (0 = none).")]
 RolesOpt = Annotated[
     Path | None,
     typer.Option("--roles", help="Your own category,role CSV instead of the packaged table."),
@@ -140,6 +142,7 @@ def detect_deposits_cmd(
     max_blocks: Annotated[int, typer.Option(help="t_max: blocks from a deposit to its sweep.")] = 10_000,
     max_token_keep: Annotated[float, typer.Option(help="Share of a token a deposit address may keep.")] = 0.01,
     roles: RolesOpt = None,
+    show: ShowOpt = 20,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -151,13 +154,14 @@ def detect_deposits_cmd(
     if as_json:
         print_json(rows)
         return
-    _table(rows, f"{len(rows)} deposit address(es)", ["chain", "address", "entity", "evidence"])
+    _summary(rows, "deposit address(es)", "entity", ["chain", "address", "entity", "evidence"], show)
 
 
 @app.command("detect-spam")
 def detect_spam_cmd(
     affix: Annotated[int, typer.Option(help="Hex digits a look-alike shares at each end.")] = 4,
     dust_wei: Annotated[int, typer.Option(help="Native transfers up to this many wei are dust.")] = 10**13,
+    show: ShowOpt = 20,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -169,7 +173,7 @@ def detect_spam_cmd(
     if as_json:
         print_json(rows)
         return
-    _table(rows, f"{len(rows)} spam address(es)", ["chain", "address", "kind", "evidence"])
+    _summary(rows, "spam address(es)", "kind", ["chain", "address", "kind", "evidence"], show)
 
 
 @app.command("detect")
@@ -177,15 +181,33 @@ def detect_cmd(
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run both heuristics with default thresholds (spam first, then deposits)."""
+    """Run every heuristic with default thresholds: spam, deposit addresses, token freezes.
+
+    `trace` runs this by itself when the ledger or the imported labels changed.
+    """
     with open_workspace(workspace) as ws:
-        spam = detect_spam(ws).num_rows
-        deposits = detect_deposits(ws).num_rows
-    result = {"spam": spam, "deposit_addresses": deposits}
+        with console.status("detecting spam, deposit addresses, freezes", spinner="dots") if not as_json else _null():
+            report = detect_all(ws, force=True)
+    result = report.as_dict()
+    result.pop("ran")
     if as_json:
         print_json(result)
     else:
-        console.print(f"{spam} spam address(es), {deposits} deposit address(es) labelled")
+        console.print(
+            f"{report.spam:,} spam address(es), {report.deposit_addresses:,} deposit address(es), "
+            f"{report.freezes:,} token freeze(s) labelled"
+        )
+
+
+def _summary(rows: list[dict[str, Any]], what: str, key: str, columns: list[str], show: int) -> None:
+    """Counts by `key`, then the first `show` rows: a detection can label 100,000s of addresses."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[str(r.get(key))] = counts.get(str(r.get(key)), 0) + 1
+    _table([{key: k, "addresses": f"{v:,}"} for k, v in sorted(counts.items(), key=lambda kv: -kv[1])],
+           f"{len(rows):,} {what}", [key, "addresses"])
+    if show and rows:
+        _table(rows[:show], f"first {min(show, len(rows))} (all with --json)", columns)
 
 
 class _null:

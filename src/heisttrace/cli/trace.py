@@ -33,6 +33,9 @@ def trace(
         help="CSV chain,asset,price: value of the seed assets at theft time (origin units "
         "become USD).")] = None,
     max_hops: Annotated[int | None, typer.Option(help="Poison only: hops to follow (default 10).")] = None,
+    detect: Annotated[bool, typer.Option(
+        help="First run the label heuristics (spam, deposit addresses, freezes) if the ledger "
+        "or the imported labels changed since they last ran.")] = True,
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -41,6 +44,16 @@ def trace(
 
     price_map = load_prices(prices) if prices is not None else None
     with open_workspace(workspace, create=False) as ws:
+        if detect:
+            from heisttrace.labels.detect import detect_all
+
+            with err_console.status("label heuristics (if the ledger changed)"):
+                found = detect_all(ws)
+            if found.ran and not json:
+                err_console.print(
+                    f"labelled {found.spam:,} spam, {found.deposit_addresses:,} deposit "
+                    f"address(es), {found.freezes:,} freeze(s) first (--no-detect to skip)"
+                )
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                       console=err_console, transient=True, disable=json) as bar:
             task = bar.add_task("trace", total=len(STAGES))

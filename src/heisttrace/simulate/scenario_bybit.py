@@ -389,8 +389,9 @@ class BybitBuilder:
     def known_labels(self) -> None:
         w, tags = self.w, self.plan.tags
         for ex in EXCHANGES:
-            tags.append(Tag(w.hot_wallets[ex], f"{ex} hot wallet", "exchange"))
-            tags.append(Tag(w.btc_hot_wallets[ex][0], f"{ex} hot wallet", "exchange", "BTC", "bitcoin"))
+            # The TagPack `label` names the entity, as in GraphSense's own packs.
+            tags.append(Tag(w.hot_wallets[ex], ex, "exchange"))
+            tags.append(Tag(w.btc_hot_wallets[ex][0], ex, "exchange", "BTC", "bitcoin"))
         tags.append(Tag(THORCHAIN_ROUTER, "THORChain router", "defi_bridge"))
         tags.append(Tag(w.thorchain_vault, "THORChain vault", "defi_bridge"))
         tags.append(Tag(w.btc_vault[0], "THORChain vault", "defi_bridge", "BTC", "bitcoin"))
