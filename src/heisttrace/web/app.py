@@ -30,6 +30,7 @@ from heisttrace.ledger.workspace import Workspace, open_workspace, workspace_pat
 from heisttrace.report import data
 from heisttrace.report.html import render_case_page, report_json, rows_to_csv, shortpath
 from heisttrace.report.svg import fmt
+from heisttrace.trace.run import run_trace
 
 _HERE = Path(__file__).parent
 _ENV = Environment(
@@ -175,10 +176,6 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *,
     @app.post("/api/cases", tags=["cases"], status_code=201)
     def api_create_case(spec: CreateCase) -> dict[str, Any]:
         """Run a trace (the engine's `run_trace`) and store it as a case."""
-        try:
-            from heisttrace.trace.run import run_trace
-        except ImportError as exc:
-            raise HTTPException(501, f"the trace engine is not installed: {exc}") from exc
         kwargs: dict[str, Any] = {"policy": spec.policy, "until": spec.until,
                                   "prices": spec.prices}
         if spec.min_taint is not None:
