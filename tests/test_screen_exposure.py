@@ -109,3 +109,36 @@ def test_cli_screen_json_and_errors(traced, tmp_path) -> None:
     assert res.exit_code == 0 and "high" in res.output
     res = runner.invoke(app, ["screen", "ethereum", "0x12", "-w", ws_path])
     assert res.exit_code != 0
+
+
+def test_web_screen_routes(traced) -> None:
+    from fastapi.testclient import TestClient
+
+    from heisttrace.web.app import create_app
+
+    add(traced, [flow(200, "0xt6", DEPOSIT, DOWN1, 1)])
+    path = traced.path
+    traced.close()
+    with TestClient(create_app(path)) as client:
+        r = client.get(f"/api/screen/ethereum/{MULE}")
+        assert r.status_code == 200
+        body = r.json()
+        assert body["risk"] == "high"
+        assert body["exposures"][0]["taint_received"] == pytest.approx(30)
+        r = client.get(f"/api/screen/ethereum/{STRANGER}")
+        assert r.status_code == 200 and r.json()["risk"] == "none"
+        r = client.get("/api/screen/ethereum/0x1234")
+        assert r.status_code == 400 and "malformed" in r.json()["detail"]
+        r = client.get(f"/api/screen/bad%20chain/{MULE}")
+        assert r.status_code == 400 and "chain" in r.json()["detail"]
+        r = client.post("/api/screen", json={"addresses": [
+            {"chain": "ethereum", "address": THIEF}, {"chain": "ethereum", "address": DOWN1},
+            {"chain": "ethereum", "address": "nope"}]})
+        assert r.status_code == 200
+        res = r.json()["results"]
+        assert [x.get("risk") for x in res] == ["severe", "medium", None]
+        assert "malformed" in res[2]["error"]
+        too_many = [{"chain": "ethereum", "address": THIEF}] * 1001
+        assert client.post("/api/screen", json={"addresses": too_many}).status_code == 422
+        assert client.post("/api/screen", json={"addresses": []}).status_code == 422
+        assert client.post("/api/screen", content=b"{not json").status_code == 422

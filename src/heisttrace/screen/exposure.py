@@ -196,9 +196,11 @@ class ExposureIndex:
         self._checked = -1e18
         self._lock = threading.Lock()
 
+    def due(self) -> bool:
+        return _time.monotonic() - self._checked >= self.refresh_every
+
     def refresh(self, ws: Workspace, force: bool = False) -> None:
-        now = _time.monotonic()
-        if not force and now - self._checked < self.refresh_every:
+        if not force and not self.due():
             return
         with self._lock:
             if not ws.con.execute("SELECT count(*) FROM information_schema.tables WHERE "
@@ -228,7 +230,7 @@ class ExposureIndex:
         return found, missing
 
 
-def _walk_back(ws: Workspace, chain: str, address: str,
+def walk_back(ws: Workspace, chain: str, address: str,
                cases: list[CaseIndex]) -> dict[str, Exposure]:
     """Breadth-first over the ledger, against the flow direction: the first hop at which a
     case's tainted address appears is that case's indirect exposure."""
@@ -290,12 +292,17 @@ def screen(ws: Workspace, chain: str, address: str,
     index = index if index is not None else _default_index(ws)
     index.refresh(ws)
     found, missing = index.direct(chain, address)
-    if missing:
-        walked = _walk_back(ws, chain, address, missing)
-        for idx in missing:
-            found.append(walked.get(idx.case) or Exposure(
-                case=idx.case, chain=chain, address=address, kind="none", risk="none",
-                origin_unit=idx.origin_unit))
+    walked = walk_back(ws, chain, address, missing) if missing else {}
+    return combine(chain, address, found, missing, walked)
+
+
+def combine(chain: str, address: str, found: list[Exposure], missing: list[CaseIndex],
+            walked: dict[str, Exposure]) -> list[Exposure]:
+    """Direct answers plus the walk's, `none` for the rest, worst risk first."""
+    for idx in missing:
+        found.append(walked.get(idx.case) or Exposure(
+            case=idx.case, chain=chain, address=address, kind="none", risk="none",
+            origin_unit=idx.origin_unit))
     found.sort(key=lambda e: (-RISKS.index(e.risk), -e.taint_received, e.case))
     return found
 
