@@ -142,3 +142,26 @@ def test_web_screen_routes(traced) -> None:
         assert client.post("/api/screen", json={"addresses": too_many}).status_code == 422
         assert client.post("/api/screen", json={"addresses": []}).status_code == 422
         assert client.post("/api/screen", content=b"{not json").status_code == 422
+
+
+def test_web_screen_needs_the_token_when_set(traced) -> None:
+    from fastapi.testclient import TestClient
+
+    from heisttrace.web.app import create_app
+
+    path = traced.path
+    traced.close()
+    with TestClient(create_app(path, token="s3cret")) as client:
+        r = client.get(f"/api/screen/ethereum/{MULE}")
+        assert r.status_code == 401
+        assert r.headers["x-content-type-options"] == "nosniff"
+        r = client.get(f"/api/screen/ethereum/{MULE}", headers={"Authorization": "Bearer no"})
+        assert r.status_code == 401
+        r = client.get(f"/api/screen/ethereum/{MULE}", headers={"Authorization": "Bearer s3cret"})
+        assert r.status_code == 200 and r.json()["risk"] == "high"
+        assert "content-security-policy" in r.headers
+        r = client.post("/api/screen", headers={"X-API-Token": "s3cret"},
+                        json={"addresses": [{"chain": "ethereum", "address": MULE}]})
+        assert r.status_code == 200
+        assert "/api/screen/{chain}/{address}" in client.get(
+            "/openapi.json?token=s3cret").json()["paths"]

@@ -30,7 +30,7 @@ from heisttrace.ledger.workspace import Workspace, open_workspace, workspace_pat
 from heisttrace.report import data
 from heisttrace.report.html import render_case_page, report_json, rows_to_csv, shortpath
 from heisttrace.report.svg import fmt
-from heisttrace.web.screen_api import screen_router
+from heisttrace.web import screen_api
 
 _HERE = Path(__file__).parent
 _ENV = Environment(
@@ -124,7 +124,6 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *,
     # it is being duplicated
     threading.Thread(target=_warm_cache, args=(Workspace(ws.path, ws.con.cursor()),),
                      daemon=True).start()
-    app.include_router(screen_router(Workspace(ws.path, ws.con.cursor())))
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Any) -> Response:
@@ -150,6 +149,9 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *,
                                     samesite="strict")
             return response
         return await call_next(request)
+
+    # added after the two middlewares above, so it runs first (see screen_api.ScreenFastPath)
+    screen_api.install(app, Workspace(ws.path, ws.con.cursor()), token=state.token, csp=CSP)
 
     @app.exception_handler(HeisttraceError)
     async def _known_error(request: Request, exc: HeisttraceError) -> Response:
