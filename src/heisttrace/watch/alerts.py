@@ -4,9 +4,10 @@ Alerts are rows in `watch_alerts`, keyed by (case, chain, tx_hash, ordinal): the
 identity, so the same flow never makes a second alert, across restarts too. The JSON line is
 written once (`emitted`); each webhook gets the alert until it answers 2xx
 (`watch_deliveries`), retried with backoff on every later pass. The body is signed with
-HMAC-SHA256 under the shared secret: `X-Heisttrace-Signature: sha256=<hex>`; the alert id
-travels in `X-Heisttrace-Alert` so a receiver can drop the rare repeat (a crash between its
-2xx and our bookkeeping).
+HMAC-SHA256 under the shared secret: `X-Heisttrace-Signature: sha256=<hex>`. Webhooks are
+at-least-once: a crash between the receiver's 2xx and our bookkeeping repeats that one POST,
+so the alert id travels in `X-Heisttrace-Alert` for the receiver to drop the repeat. The
+alert file is exactly-once: on start, ids already in it are marked emitted.
 """
 
 from __future__ import annotations
@@ -62,6 +63,22 @@ class Deliverer:
         self.log = log or (lambda msg: None)
         self.http = httpx.Client(timeout=timeout)
         self._next_try: dict[tuple[str, str], tuple[float, float]] = {}  # (id, url) -> (at, wait)
+        self._reconcile_file()
+
+    def _reconcile_file(self) -> None:
+        """A crash between writing a line and marking it emitted must not write it twice:
+        ids already in the alerts file count as emitted."""
+        if self.alerts_file is None or not self.alerts_file.exists():
+            return
+        for line in self.alerts_file.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by the crash; the alert is written again
+            self.ws.con.execute(
+                "UPDATE watch_alerts SET emitted = true WHERE case_name = ? AND chain = ? AND "
+                "tx_hash = ? AND ordinal = ?",
+                [row.get("case_name"), row.get("chain"), row.get("tx_hash"), row.get("ordinal")])
 
     def close(self) -> None:
         self.http.close()
