@@ -170,6 +170,11 @@ def test_alert_for_tainted_deposit_then_reorg_then_restart(theft: dict, tmp_path
         mule2 = con.execute("SELECT taint, origin FROM watch_holdings WHERE address = ?",
                             [MULE2]).fetchone()
         assert mule2[1] == pytest.approx(12.5, abs=1e-3)  # 25 received, 12.5 on, less fees
+        # screening sees what the watch added (the case's created_at moved on)
+        from heisttrace.screen import screen
+        exp = {e.case: e for e in screen(ws, "ethereum", DEPOSIT)}["heist"]
+        assert exp.kind == "direct" and exp.taint_received == pytest.approx(12.5, rel=1e-9)
+        assert [h["dst"] for h in exp.path][-3:] == [MULE1, MULE2, DEPOSIT]
         # the incremental state agrees with a full re-trace over the same ledger
         res = run_trace(ws, "check", [theft["theft"]])
         sinks = dict(con.execute(
