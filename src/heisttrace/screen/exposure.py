@@ -11,6 +11,7 @@ Risk rules are in docs/screening.md; they live in `risk_level` only.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time as _time
 from dataclasses import asdict, dataclass, field
@@ -118,6 +119,18 @@ LEFT JOIN recv r ON r.chain = x.chain AND r.address = x.address
 """
 
 
+class _Col:
+    """Element access to an Arrow array as Python values, one at a time."""
+
+    __slots__ = ("arr",)
+
+    def __init__(self, arr: Any) -> None:
+        self.arr = arr
+
+    def __getitem__(self, i: int) -> Any:
+        return self.arr[i].as_py()
+
+
 class CaseIndex:
     """One case's exposure table: columns as numpy arrays, `row` maps chain+address to a row."""
 
@@ -131,22 +144,24 @@ class CaseIndex:
             tbl = con.execute(_INDEX_SQL, {"case": case}).fetch_arrow_table()
         finally:
             con.unregister("_screen_scale")
+        # Only the lookup dict is made of Python objects; the columns stay Arrow/numpy, so a
+        # million-address case adds ~2M objects for the garbage collector, not ~15M.
         chain = tbl.column("chain").to_pylist()
         address = tbl.column("address").to_pylist()
         self.row = {f"{c}\x00{a}": i for i, (c, a) in enumerate(zip(chain, address))}
-        self.chain, self.address = chain, address
-        self.taint = tbl.column("t").to_numpy(zero_copy_only=False)
-        self.recv = tbl.column("recv").to_numpy(zero_copy_only=False)
-        self.first = tbl.column("f").to_pylist()
-        self.last = tbl.column("l").to_pylist()
-        self.top_src = tbl.column("top_src").to_pylist()
-        self.top_src_chain = tbl.column("top_src_chain").to_pylist()
-        self.top_tx = tbl.column("top_tx").to_pylist()
-        self.top_time = tbl.column("top_time").to_pylist()
-        self.top_w = tbl.column("top_w").to_numpy(zero_copy_only=False)
-        self.held = tbl.column("held").to_numpy(zero_copy_only=False)
-        self.bucket = tbl.column("bucket").to_pylist()
-        self.entity = tbl.column("entity").to_pylist()
+        del chain, address
+        col = {name: tbl.column(name).combine_chunks() for name in tbl.column_names}
+        self.chain, self.address = _Col(col["chain"]), _Col(col["address"])
+        self.taint = col["t"].to_numpy(zero_copy_only=False)
+        self.recv = col["recv"].to_numpy(zero_copy_only=False)
+        self.first, self.last = _Col(col["f"]), _Col(col["l"])
+        self.top_src, self.top_src_chain = _Col(col["top_src"]), _Col(col["top_src_chain"])
+        self.top_tx, self.top_time = _Col(col["top_tx"]), _Col(col["top_time"])
+        self.top_w = col["top_w"].to_numpy(zero_copy_only=False)
+        self.held = col["held"].to_numpy(zero_copy_only=False)
+        self.bucket, self.entity = _Col(col["bucket"]), _Col(col["entity"])
+        gc.collect()
+        gc.freeze()  # long-lived: keep the collector from re-scanning it on every cycle
 
     def __len__(self) -> int:
         return len(self.row)
