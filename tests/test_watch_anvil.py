@@ -199,7 +199,9 @@ def test_killed_watch_resumes_without_loss_or_duplicates(theft: dict) -> None:
     node, path = theft["node"], theft["path"]
     receiver = Receiver()
     alerts = path.parent / "killed.jsonl"
-    # a backlog while no watch runs: five tainted deposits among filler blocks
+    # a backlog while no watch runs: tainted funds to MULE2 (this test may run alone on its
+    # worker), then five tainted deposits among filler blocks
+    send_from(node, THIEF, MULE2, ETH)
     deposits = []
     for i in range(5):
         deposits.append(send_from(node, MULE2, DEPOSIT, ETH // 10))
