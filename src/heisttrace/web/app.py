@@ -31,6 +31,7 @@ from heisttrace.report import data
 from heisttrace.report.html import render_case_page, report_json, rows_to_csv, shortpath
 from heisttrace.report.svg import fmt
 from heisttrace.trace.run import run_trace
+from heisttrace.web import screen_api
 
 _HERE = Path(__file__).parent
 _ENV = Environment(
@@ -149,6 +150,9 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *,
                                     samesite="strict")
             return response
         return await call_next(request)
+
+    # added after the two middlewares above, so it runs first (see screen_api.ScreenFastPath)
+    screen_api.install(app, Workspace(ws.path, ws.con.cursor()), token=state.token, csp=CSP)
 
     @app.exception_handler(HeisttraceError)
     async def _known_error(request: Request, exc: HeisttraceError) -> Response:
