@@ -19,7 +19,15 @@ from pathlib import Path
 import duckdb
 
 from heisttrace.errors import InputError
-from heisttrace.sources.evm import TABLES, IngestReport, prepare, store_prepared
+from heisttrace.sources.evm import (
+    TABLES,
+    IngestReport,
+    Recheck,
+    explain_missing,
+    restore_settings,
+    prepare,
+    store_prepared,
+)
 from heisttrace.sources.tokens import read_tokens_csv, store_tokens
 
 # progress(step description, steps done, steps total)
@@ -129,36 +137,46 @@ def ingest_etl(
             _open_csv(con, name, path)
             views.append(name)
             relations[table] = name
-        with _memory_limit(con, MEMORY_LIMIT), ws.transaction():
-            prep = None
-            try:
-                step("reading and checking CSVs")
+        try:
+            with _memory_limit(con, MEMORY_LIMIT), ws.transaction():
+                prep = None
                 try:
-                    prep = prepare(
-                        con, relations, {t: str(p) for t, p in files.items()}, materialize=True
+                    step("reading and checking CSVs")
+                    try:
+                        prep = prepare(
+                            con, relations, {t: str(p) for t, p in files.items()}, materialize=True
+                        )
+                    except duckdb.Error as exc:
+                        raise _bad_file(files, exc) from exc
+                    step("mapping to flows")
+                    try:
+                        res = store_prepared(con, prep, chain, one_pass=True)
+                    except duckdb.Error as exc:  # e.g. a gas fee beyond 128 bits
+                        raise InputError(f"cannot map to flows: {str(exc).splitlines()[0]}") from exc
+                finally:
+                    if prep is not None:
+                        prep.drop()
+                step("tokens")
+                report.flows_seen, report.flows_added = res.flows_seen, res.flows_added
+                report.logs_added = res.logs_added
+                if token_rows:
+                    report.tokens_added = store_tokens(ws, token_rows, chain=chain, source="etl")
+                if res.txs_without_receipt:
+                    report.warnings.append(
+                        f"{res.txs_without_receipt} transactions have no receipt (no receipts.csv, "
+                        "no receipt_* columns): their gas fees are missing and failed ones cannot be "
+                        "told apart"
                     )
-                except duckdb.Error as exc:
-                    raise _bad_file(files, exc) from exc
-                step("mapping to flows")
-                try:
-                    res = store_prepared(con, prep, chain)
-                except duckdb.Error as exc:  # e.g. a gas fee beyond 128 bits
-                    raise InputError(f"cannot map to flows: {str(exc).splitlines()[0]}") from exc
+                ws.record_import("etl", str(folder), report.flows_added)
+        except Recheck:
+            # The one-pass insert met a flow without time or index and DuckDB aborted the
+            # transaction (now rolled back): find that flow again, outside it, to name it.
+            restore_settings(con)
+            prep = prepare(con, relations, {t: str(p) for t, p in files.items()})
+            try:
+                explain_missing(con, prep, chain)
             finally:
-                if prep is not None:
-                    prep.drop()
-            step("tokens")
-            report.flows_seen, report.flows_added = res.flows_seen, res.flows_added
-            report.logs_added = res.logs_added
-            if token_rows:
-                report.tokens_added = store_tokens(ws, token_rows, chain=chain, source="etl")
-            if res.txs_without_receipt:
-                report.warnings.append(
-                    f"{res.txs_without_receipt} transactions have no receipt (no receipts.csv, "
-                    "no receipt_* columns): their gas fees are missing and failed ones cannot be "
-                    "told apart"
-                )
-            ws.record_import("etl", str(folder), report.flows_added)
+                prep.drop()
     finally:
         for name in views:
             con.execute(f"DROP VIEW IF EXISTS {name}")

@@ -205,32 +205,31 @@ def prepare(
                     select.append(f"CAST(NULL AS VARCHAR) AS {col}")
             view = f"{tag}_{table}"
             body = f"SELECT {', '.join(select)} FROM {rel}"
+            checks = _checks(rules, present)
             if materialize:
-                con.execute(f"CREATE TEMP TABLE {view} AS {body}")
+                # The check runs in the same pass that copies the rows (one scan, not two);
+                # `_bad` marks rows for the error path, which re-checks them column by column.
+                bad = " OR ".join(f"NOT {c}" for *_, c in checks) or "false"
+                con.execute(
+                    f"CREATE TEMP TABLE {view} AS SELECT *, ({bad}) AS _bad FROM ({body})"
+                )
                 prep.cleanup.append(f"DROP TABLE IF EXISTS {view}")
             else:
                 con.execute(f"CREATE TEMP VIEW {view} AS {body}")
                 prep.cleanup.append(f"DROP VIEW IF EXISTS {view}")
             prep.views[table] = view
             prep.present[table] = present
-            _validate(con, view, rel, table, rules, present, where, have)
+            _validate(con, view, checks, where, flagged=materialize)
     except BaseException:
         prep.drop()
         raise
     return prep
 
 
-def _validate(
-    con: duckdb.DuckDBPyConnection,
-    view: str,
-    rel: str,
-    table: str,
-    rules: list[tuple[str, str, bool]],
-    present: set[str],
-    where: str,
-    have: dict[str, str],
-) -> None:
-    """One pass counting bad values; only on failure a second pass finds the first bad row."""
+def _checks(
+    rules: list[tuple[str, str, bool]], present: set[str]
+) -> list[tuple[str, str, bool, str]]:
+    """(column, kind, required, SQL condition true when the value is fine) per checked column."""
     checks = []
     for col, kind, required in rules:
         if col not in present:
@@ -243,9 +242,23 @@ def _validate(
         else:
             continue
         checks.append((col, kind, required, cond))
+    return checks
+
+
+def _validate(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    checks: list[tuple[str, str, bool, str]],
+    where: str,
+    flagged: bool = False,
+) -> None:
+    """One pass counting bad values; only on failure a second pass finds the first bad row.
+
+    With `flagged`, the view already carries the `_bad` flag computed while it was copied.
+    """
     if not checks:
         return
-    bad_any = " OR ".join(f"NOT {c}" for *_, c in checks)
+    bad_any = "_bad" if flagged else " OR ".join(f"NOT {c}" for *_, c in checks)
     row = con.execute(f"SELECT count(*) FROM {view} WHERE {bad_any}").fetchone()
     if not row or row[0] == 0:
         return
@@ -592,12 +605,79 @@ class StoreResult:
     txs_without_receipt: int = 0
 
 
-def store_prepared(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: str) -> StoreResult:
-    """Insert the flows and watched logs of prepared views; call inside a transaction."""
+class Recheck(Exception):
+    """The one-pass insert hit a flow without time or transaction index.
+
+    DuckDB aborts the transaction on the error, so the caller rolls back and calls
+    `explain_missing` outside it to name the flow exactly as the checked path does.
+    """
+
+
+_MISSING_MARK = "heisttrace: flow without time or transaction index"
+
+
+def store_prepared(
+    con: duckdb.DuckDBPyConnection, prep: Prepared, chain: str, one_pass: bool = False
+) -> StoreResult:
+    """Insert the flows and watched logs of prepared views; call inside a transaction.
+
+    With `one_pass`, a first import of `chain` (no flows of it yet) maps and inserts in one
+    statement, without the anti-join against existing flows; it raises `Recheck` when some
+    flow lacks its time or index (the caller then rolls back and calls `explain_missing`).
+    """
     res = StoreResult()
     with _unordered(con):
-        _store_flows(con, prep, chain, res)
+        if not (one_pass and _store_flows_first(con, prep, chain, res)):
+            _store_flows(con, prep, chain, res)
     return _store_logs_and_counts(con, prep, chain, res)
+
+
+def explain_missing(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: str) -> None:
+    """Raise the InputError naming a flow without time or transaction index (after Recheck)."""
+    tmp = f"_htmiss{next(_counter)}"
+    con.execute(f"CREATE TEMP VIEW {tmp} AS {flows_sql(prep, chain)}")
+    try:
+        _check_missing(con, tmp, prep)
+    finally:
+        con.execute(f"DROP VIEW IF EXISTS {tmp}")
+    raise InputError("some flow has no time or transaction index")
+
+
+def _chain_has_flows(con: duckdb.DuckDBPyConnection, chain: str) -> bool:
+    return con.execute("SELECT 1 FROM flows WHERE chain = ? LIMIT 1", [chain]).fetchone() is not None
+
+
+def _store_flows_first(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: str,
+                       res: StoreResult) -> bool:
+    """First import of a chain: map and insert in one pass; False when it does not apply.
+
+    Nothing of the chain is stored yet, so no anti-join is needed (the idempotency key
+    includes the chain). Repeats inside the input are found afterwards on a 64-bit hash of
+    the key: no repeat means every key differs; a repeat (or a hash collision) deletes what
+    was inserted and returns False so the caller takes the checked path with DISTINCT ON.
+    """
+    if _chain_has_flows(con, chain):
+        return False
+    cols = ", ".join(FLOW_COLUMNS)
+    try:
+        con.execute(
+            f"INSERT INTO flows SELECT {cols} FROM ({flows_sql(prep, chain)}) "
+            f"WHERE CASE WHEN _miss_time OR _miss_txi THEN error('{_MISSING_MARK}') "
+            "ELSE true END"
+        )
+    except duckdb.Error as exc:
+        if _MISSING_MARK in str(exc):
+            raise Recheck() from exc
+        raise
+    seen, keys = con.execute(
+        "SELECT count(*), count(DISTINCT hash(tx_hash, ordinal)) FROM flows WHERE chain = ?",
+        [chain],
+    ).fetchone()  # type: ignore[misc]
+    if seen != keys:
+        con.execute("DELETE FROM flows WHERE chain = ?", [chain])
+        return False
+    res.flows_seen = res.flows_added = int(seen)
+    return True
 
 
 @contextmanager
@@ -605,10 +685,30 @@ def _unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Let DuckDB drop row order while mapping and inserting (flows are keyed, not ordered)."""
     old = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]  # type: ignore[index]
     con.execute("SET preserve_insertion_order = false")
+    reset = f"SET preserve_insertion_order = {'true' if old else 'false'}"
     try:
         yield
-    finally:
-        con.execute(f"SET preserve_insertion_order = {'true' if old else 'false'}")
+    except Recheck:
+        # The transaction is aborted and takes no statement: reset once it is rolled back.
+        _pending_resets.append((con, reset))
+        raise
+    except BaseException:
+        try:
+            con.execute(reset)
+        except duckdb.Error:  # aborted transaction; the original error matters more
+            pass
+        raise
+    con.execute(reset)
+
+
+_pending_resets: list[tuple[duckdb.DuckDBPyConnection, str]] = []
+
+
+def restore_settings(con: duckdb.DuckDBPyConnection) -> None:
+    """Settings a `Recheck` left changed; call after the rollback."""
+    for other, stmt in [r for r in _pending_resets if r[0] is con]:
+        con.execute(stmt)
+    _pending_resets[:] = [r for r in _pending_resets if r[0] is not con]
 
 
 def _store_flows(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: str,
