@@ -88,6 +88,7 @@ COLUMNS: dict[str, list[tuple[str, str, bool]]] = {
         ("from_address", ADDRESS, True),
         ("to_address", ADDRESS, False),
         ("value", UINT, True),
+        ("input", "", False),
         ("gas_price", UINT, False),
         ("block_timestamp", UINT, False),
         ("receipt_gas_used", UINT, False),
@@ -526,6 +527,44 @@ def logs_sql(prep: Prepared, chain: str) -> str | None:
     )
 
 
+# -- calldata worth keeping ----------------------------------------------------------------
+# Calldata is big, so only the few inputs conversions need are kept, in `evm_calls`: THORChain
+# router deposits (REFERENCE.md section 2: depositWithExpiry 0x44bc937b, deposit 0x1fece7b4),
+# needed where the router's `Deposit` log is missing, and plain transfers whose input is a
+# THORChain memo as UTF-8 text (vault deposits, and `OUT:`/`REFUND:` payouts).
+THORCHAIN_SELECTORS = ("0x44bc937b", "0x1fece7b4")
+MEMO_PREFIXES = ("SWAP:", "swap:", "Swap:", "=:", "s:", "S:", "=<:", "=>:", "OUT:", "out:",
+                 "REFUND:", "refund:")
+CALL_PREFIXES = THORCHAIN_SELECTORS + tuple("0x" + m.encode().hex() for m in MEMO_PREFIXES)
+EVM_CALLS_DDL = """CREATE TABLE IF NOT EXISTS evm_calls (
+    chain VARCHAR, block BIGINT, time BIGINT, tx_hash VARCHAR, to_address VARCHAR,
+    input VARCHAR)"""
+
+
+def calls_sql(prep: Prepared, chain: str) -> str | None:
+    """Rows for `evm_calls`: transactions whose input starts with one of CALL_PREFIXES."""
+    if "transactions" not in prep.views or "input" not in prep.present["transactions"]:
+        return None
+    v = prep.views
+    time_sources = [
+        f"SELECT block_number AS b, block_timestamp AS t FROM {v['transactions']} "
+        "WHERE block_timestamp IS NOT NULL"
+    ]
+    if "blocks" in v:
+        time_sources.append(f"SELECT number, timestamp FROM {v['blocks']}")
+    wanted = " OR ".join(f"starts_with(lower(t.input), '{p}')" for p in CALL_PREFIXES)
+    chain_q = chain.replace("'", "''")
+    return (
+        "WITH bt AS (SELECT CAST(b AS BIGINT) AS block, max(CAST(t AS BIGINT)) AS time FROM ("
+        + " UNION ALL ".join(time_sources)
+        + ") GROUP BY 1) "
+        f"SELECT '{chain_q}' AS chain, CAST(t.block_number AS BIGINT) AS block, bt.time AS time, "
+        "t.hash AS tx_hash, t.to_address, lower(t.input) AS input "
+        f"FROM {v['transactions']} t LEFT JOIN bt ON bt.block = CAST(t.block_number AS BIGINT) "
+        f"WHERE t.input IS NOT NULL AND ({wanted})"
+    )
+
+
 # -- public API ---------------------------------------------------------------------------
 def _register(con: duckdb.DuckDBPyConnection, batch: EvmBatch) -> tuple[dict[str, str], list[str]]:
     tag = f"_hta{next(_counter)}"
@@ -593,7 +632,8 @@ class StoreResult:
 
 
 def store_prepared(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: str) -> StoreResult:
-    """Insert the flows and watched logs of prepared views; call inside a transaction."""
+    """Insert the flows, watched logs and THORChain calldata (`evm_calls`) of prepared views;
+    call inside a transaction."""
     res = StoreResult()
     with _unordered(con):
         _store_flows(con, prep, chain, res)
@@ -649,6 +689,13 @@ def _store_logs_and_counts(con: duckdb.DuckDBPyConnection, prep: Prepared, chain
         )
         after = int(con.execute("SELECT count(*) FROM evm_logs").fetchone()[0])  # type: ignore[index]
         res.logs_added = after - before
+    sql = calls_sql(prep, chain)
+    if sql is not None:
+        con.execute(EVM_CALLS_DDL)
+        con.execute(
+            f"INSERT INTO evm_calls SELECT DISTINCT ON (n.chain, n.tx_hash) n.* FROM ({sql}) n "
+            "ANTI JOIN evm_calls e ON e.chain = n.chain AND e.tx_hash = n.tx_hash"
+        )
     if "transactions" in prep.views:
         tcols = prep.present["transactions"]
         if "receipt_gas_used" not in tcols and "receipts" not in prep.views:
