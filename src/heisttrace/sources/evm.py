@@ -66,6 +66,9 @@ class EvmBatch:
 # -- column rules ---------------------------------------------------------------------------
 # Value kinds checked before mapping; a bad value is an InputError naming table/row/field.
 ADDRESS, HASH, UINT = "address", "hash", "uint"
+# Transaction input: not checked, and only the inputs `evm_calls` keeps are carried at all
+# (calldata is most of an export's bytes); every other input reads as NULL.
+CALLDATA = "calldata"
 # RE2 regexes; measured faster here than ltrim over a character set or from_hex.
 _CHECKS = {
     ADDRESS: "regexp_full_match({c}, '^0x[0-9a-f]{{40}}$')",
@@ -88,7 +91,7 @@ COLUMNS: dict[str, list[tuple[str, str, bool]]] = {
         ("from_address", ADDRESS, True),
         ("to_address", ADDRESS, False),
         ("value", UINT, True),
-        ("input", "", False),
+        ("input", CALLDATA, False),
         ("gas_price", UINT, False),
         ("block_timestamp", UINT, False),
         ("receipt_gas_used", UINT, False),
@@ -201,6 +204,8 @@ def prepare(
                     expr = f"nullif(CAST(\"{have[col]}\" AS VARCHAR), '')"
                     if kind in (ADDRESS, HASH):
                         expr = f"lower({expr})"
+                    elif kind == CALLDATA:
+                        expr = f"CASE WHEN {_wanted_call(f'lower({expr})')} THEN lower({expr}) END"
                     select.append(f"{expr} AS {col}")
                 else:
                     select.append(f"CAST(NULL AS VARCHAR) AS {col}")
@@ -235,6 +240,8 @@ def _validate(
     checks = []
     for col, kind, required in rules:
         if col not in present:
+            continue
+        if kind == CALLDATA:
             continue
         if kind:
             ok = _CHECKS[kind].format(c=col)
@@ -541,8 +548,13 @@ EVM_CALLS_DDL = """CREATE TABLE IF NOT EXISTS evm_calls (
     input VARCHAR)"""
 
 
+def _wanted_call(expr: str) -> str:
+    return "(" + " OR ".join(f"starts_with({expr}, '{p}')" for p in CALL_PREFIXES) + ")"
+
+
 def calls_sql(prep: Prepared, chain: str) -> str | None:
-    """Rows for `evm_calls`: transactions whose input starts with one of CALL_PREFIXES."""
+    """Rows for `evm_calls`: transactions whose input starts with one of CALL_PREFIXES (the
+    prepared view already blanked every other input)."""
     if "transactions" not in prep.views or "input" not in prep.present["transactions"]:
         return None
     v = prep.views
@@ -552,16 +564,15 @@ def calls_sql(prep: Prepared, chain: str) -> str | None:
     ]
     if "blocks" in v:
         time_sources.append(f"SELECT number, timestamp FROM {v['blocks']}")
-    wanted = " OR ".join(f"starts_with(lower(t.input), '{p}')" for p in CALL_PREFIXES)
     chain_q = chain.replace("'", "''")
     return (
         "WITH bt AS (SELECT CAST(b AS BIGINT) AS block, max(CAST(t AS BIGINT)) AS time FROM ("
         + " UNION ALL ".join(time_sources)
         + ") GROUP BY 1) "
         f"SELECT '{chain_q}' AS chain, CAST(t.block_number AS BIGINT) AS block, bt.time AS time, "
-        "t.hash AS tx_hash, t.to_address, lower(t.input) AS input "
+        "t.hash AS tx_hash, t.to_address, t.input "
         f"FROM {v['transactions']} t LEFT JOIN bt ON bt.block = CAST(t.block_number AS BIGINT) "
-        f"WHERE t.input IS NOT NULL AND ({wanted})"
+        "WHERE t.input IS NOT NULL"
     )
 
 
