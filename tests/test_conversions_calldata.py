@@ -242,3 +242,23 @@ def test_etl_csv_import_stores_thorchain_calldata_end_to_end(tmp_path):
             "AND source = 'heisttrace-conversions'").fetchall()} == {ROUTER2, VAULT}
     finally:
         ws.close()
+
+
+def test_etherscan_txlist_input_lands_in_evm_calls(tmp_path):
+    import json
+
+    answer = tmp_path / "txlist.json"
+    inp = events.thorchain_deposit_call(VAULT, ZERO, E18, MEMO, 5)
+    base = {"blockNumber": "600", "timeStamp": "1740000600", "nonce": "1", "blockHash": "0x" + "ef" * 32,
+            "from": THIEF, "value": str(E18), "gas": "90000", "gasPrice": "1000000000",
+            "isError": "0", "txreceipt_status": "1", "contractAddress": "",
+            "cumulativeGasUsed": "1", "gasUsed": "60000", "confirmations": "9"}
+    answer.write_text(json.dumps({"status": "1", "message": "OK", "result": [
+        {**base, "hash": tx(1), "transactionIndex": "1", "to": ROUTER2, "input": inp},
+        {**base, "hash": tx(2), "transactionIndex": "2", "to": THIEF2, "input": "0x"},
+    ]}))
+    ws_path = tmp_path / "ws"
+    app(["ingest", "etherscan", str(answer), "-w", str(ws_path)], standalone_mode=False)
+    with open_workspace(ws_path, create=False, read_only=True) as ws:
+        assert ws.con.execute("SELECT tx_hash, to_address, input, time FROM evm_calls").fetchall() == [
+            (tx(1), ROUTER2, inp, 1740000600)]
