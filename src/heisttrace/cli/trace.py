@@ -97,7 +97,8 @@ def summary(
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Where the money went: buckets, cash-out by exchange and deposit address, dormant wallets."""
+    """Where the money went: buckets (in total and per chain), cash-out by exchange and deposit
+    address, dormant wallets."""
     from heisttrace.trace.summary import case_summary
 
     with open_workspace(workspace, create=False, read_only=True) as ws:
@@ -113,6 +114,18 @@ def summary(
     for row in data["breakdown"]:
         t.add_row(row["bucket"], _fmt(row["origin_amount"]), f"{row['share']:.2%}")
     console.print(t)
+    chains = data["breakdown_by_chain"]
+    used = [b["bucket"] for b in data["breakdown"] if any(c["buckets"][b["bucket"]] for c in chains)]
+    if chains:  # buckets down, chains across: a case spans few chains but many buckets
+        ct = Table(title=f"by chain ({unit})")
+        ct.add_column("bucket")
+        for c in chains:
+            ct.add_column(c["chain"], justify="right")
+        for b in used:
+            ct.add_row(b, *(_fmt(c["buckets"][b]) for c in chains))
+        ct.add_row("[bold]total[/bold]", *(
+            f"{_fmt(c['origin_amount'])} ({c['share']:.2%})" for c in chains))
+        console.print(ct)
     for title, rows, cols in (
         ("cash-out by entity", data["cash_out_by_entity"],
          ["entity", "origin_amount", "share", "addresses"]),

@@ -77,3 +77,27 @@ def weth_deposit(dst: str, wad: int) -> tuple[list[str], str]:
 
 def weth_withdrawal(src: str, wad: int) -> tuple[list[str], str]:
     return [TOPICS["weth_withdrawal"], encode_address_topic(src)], encode_uint(wad)
+
+
+# Router 4.1 selectors (REFERENCE.md section 2).
+SEL_DEPOSIT_WITH_EXPIRY = "44bc937b"
+SEL_DEPOSIT = "1fece7b4"
+
+
+def thorchain_deposit_call(
+    vault: str, asset: str, amount: int, memo: str, expiry: int | None = None
+) -> str:
+    """Calldata of the router's `deposit(vault, asset, amount, memo)` or, with `expiry`,
+    `depositWithExpiry(vault, asset, amount, memo, expiration)`: the memo is the one dynamic
+    argument, so its offset is the size of the head."""
+    words = [encode_uint(int(vault, 16)), encode_uint(int(asset, 16)), encode_uint(amount)]
+    if expiry is None:
+        head = "".join(words) + encode_uint(4 * 32)
+        return "0x" + SEL_DEPOSIT + head + encode_string_tail(memo)
+    head = "".join(words) + encode_uint(5 * 32) + encode_uint(expiry)
+    return "0x" + SEL_DEPOSIT_WITH_EXPIRY + head + encode_string_tail(memo)
+
+
+def memo_input(memo: str) -> str:
+    """A plain transfer's input carrying a THORChain memo as UTF-8 text."""
+    return "0x" + memo.encode().hex()

@@ -19,6 +19,7 @@ from heisttrace.conversions import links as links_mod
 from heisttrace.conversions import store, swaps, thorchain
 from heisttrace.ledger.schema import WATCHED_TOPICS
 from heisttrace.ledger.workspace import Workspace
+from heisttrace.sources.evm import EVM_CALLS_DDL, MEMO_PREFIXES, THORCHAIN_SELECTORS
 
 KNOWN_SOURCE = "heisttrace-known"
 KNOWN_CONFIDENCE = 80  # facts checked against labelled data sets (REFERENCE.md section 7)
@@ -97,7 +98,9 @@ _POOL_EVENTS = {
 
 
 def label_observed(ws: Workspace) -> int:
-    """Label what the logs show: DEX pools (swap event emitters) and THORChain routers and vaults.
+    """Label what the logs and calldata show: DEX pools (swap event emitters) and THORChain
+    routers and vaults (`Deposit` log emitters and their vaults, `deposit` call targets and
+    their vaults, receivers of plain transfers with a swap memo).
 
     Without these labels a DEX deposit that no swap flow explains would look like a transfer to
     a wallet; with them the engine counts it as swapped (or bridged), untraced. Heuristic: any
@@ -113,6 +116,14 @@ def label_observed(ws: Workspace) -> int:
         for name, entity in _POOL_EVENTS.items()
     )
     deposit = thorchain.DEPOSIT_TOPIC
+    ws.con.execute(EVM_CALLS_DDL)
+    router_calls = " OR ".join(f"starts_with(input, '{p}')" for p in THORCHAIN_SELECTORS)
+    swap_memos = " OR ".join(
+        f"starts_with(input, '0x{m.encode().hex()}')" for m in MEMO_PREFIXES
+        if not m.upper().startswith(("OUT:", "REFUND:"))
+    )
+    router_calls = f"to_address IS NOT NULL AND ({router_calls})"
+    swap_memos = f"to_address IS NOT NULL AND ({swap_memos})"
     sql = f"""
         WITH seen AS (
             {pools}
@@ -125,6 +136,19 @@ def label_observed(ws: Workspace) -> int:
                    'vault of a THORChain router Deposit, e.g. in ' || min(tx_hash)
             FROM evm_logs WHERE topic0 = '{deposit}' AND len(topics) >= 3
             GROUP BY chain, topics[2]
+            UNION ALL
+            SELECT chain, lower(to_address), 'THORChain router', 'defi_bridge',
+                   'called with THORChain deposit calldata, e.g. in ' || min(tx_hash)
+            FROM evm_calls WHERE {router_calls} GROUP BY chain, lower(to_address)
+            UNION ALL
+            SELECT chain, '0x' || substr(input, 35, 40), 'THORChain vault', 'defi_bridge',
+                   'vault of a THORChain router deposit call, e.g. in ' || min(tx_hash)
+            FROM evm_calls WHERE {router_calls} AND length(input) >= 74
+            GROUP BY chain, substr(input, 35, 40)
+            UNION ALL
+            SELECT chain, lower(to_address), 'THORChain vault', 'defi_bridge',
+                   'received a transfer with a THORChain swap memo, e.g. in ' || min(tx_hash)
+            FROM evm_calls WHERE {swap_memos} GROUP BY chain, lower(to_address)
         ),
         one AS (SELECT DISTINCT ON (chain, address) * FROM seen ORDER BY chain, address, category)
         INSERT INTO labels

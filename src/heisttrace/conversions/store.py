@@ -24,6 +24,7 @@ BRIDGE_POSITION = LOG_BASE - 2048
 # The importers' tables, each row once even if a block was imported twice.
 LOGS = "(SELECT DISTINCT ON (chain, tx_hash, log_index) * FROM evm_logs) AS evm_logs"
 MEMOS = "(SELECT DISTINCT * FROM tx_memos) AS tx_memos"
+CALLS = "(SELECT DISTINCT ON (chain, tx_hash) * FROM evm_calls) AS evm_calls"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS conversion_flows (

@@ -31,11 +31,12 @@ import pyarrow as pa
 
 from heisttrace.conversions import abi
 from heisttrace.conversions.store import (
-    BRIDGE_POSITION, LOGS, MEMOS, Batch, flow_key, tx_base, tx_flows,
+    BRIDGE_POSITION, CALLS, LOGS, MEMOS, Batch, flow_key, tx_base, tx_flows,
 )
 from heisttrace.conversions.thorchain_memo import Memo, normalize_hash, parse_memo
 from heisttrace.ledger.schema import FEE_SINK, native_asset
 from heisttrace.ledger.workspace import Workspace
+from heisttrace.sources.evm import EVM_CALLS_DDL, THORCHAIN_SELECTORS
 
 DEPOSIT_TOPIC = "ef519b7eb82aaf6ac376a6df2d793843ebfd593de5f1a0601d3cc6ab49ebb395"
 TRANSFER_OUT_TOPIC = "a9cd03aa3c1b4515114539cd53d22085129d495cb9e9f9af77864526240f1bf7"
@@ -55,6 +56,7 @@ class Inbound:
     amount: int | None  # None for UTXO inbounds: known from the flows only
     memo: Memo
     utxo: bool = False
+    from_call: bool = False  # read from calldata (`evm_calls`), not from a `Deposit` log
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ def read_inbounds(ws: Workspace, result: ThorchainResult) -> list[Inbound]:
             Inbound(chain, block, time, tx.lower(), log_index, address.lower(), vault,
                     _ledger_asset(chain, token), amount, memo)
         )
+    out.extend(_call_inbounds(ws, {(i.chain, i.tx_hash) for i in out}, result))
     # UTXO inbounds: an OP_RETURN swap memo; the vault is the deposit output (vout0).
     for chain, block, time, tx, text in ws.con.execute(
         f"SELECT chain, block, time, tx_hash, memo FROM {MEMOS} ORDER BY chain, block, tx_hash"
@@ -119,6 +122,66 @@ def read_inbounds(ws: Workspace, result: ThorchainResult) -> list[Inbound]:
         if memo is not None and memo.is_swap:
             out.append(Inbound(chain, block, time, tx.lower(), 0, "", "", native_asset(chain),
                                None, memo, utxo=True))
+    return out
+
+
+def _call_memo(selector_or_text: str) -> tuple[str, bytes] | None:
+    """("router", args) for a router call, ("text", memo bytes) for a memo as input, or None."""
+    raw = selector_or_text.lower()
+    if raw.startswith(THORCHAIN_SELECTORS):
+        return "router", bytes.fromhex(raw[10:])
+    try:
+        return "text", bytes.fromhex(raw[2:])
+    except ValueError:
+        return None
+
+
+def _read_calls(ws: Workspace) -> list[tuple]:
+    ws.con.execute(EVM_CALLS_DDL)  # a workspace no EVM importer has written to yet
+    return ws.con.execute(
+        f"SELECT chain, block, time, tx_hash, to_address, input FROM {CALLS} "
+        "ORDER BY chain, block, tx_hash"
+    ).fetchall()
+
+
+def _call_inbounds(
+    ws: Workspace, have_log: set[tuple[str, str]], result: ThorchainResult
+) -> list[Inbound]:
+    """Inbounds from calldata (`evm_calls`) where no router `Deposit` log tells the same.
+
+    A router `deposit`/`depositWithExpiry(vault, asset, amount, memo[, expiry])` call names
+    everything the log would. A plain transfer whose input is a swap memo is a deposit of the
+    transaction's value straight to the vault (the `to` address), so router = vault there.
+    """
+    out = []
+    for chain, block, time, tx, to, data in _read_calls(ws):
+        tx = tx.lower()
+        if (chain, tx) in have_log or not to:
+            continue
+        decoded = _call_memo(data or "")
+        if decoded is None:
+            continue
+        how, raw = decoded
+        to = to.lower()
+        if how == "router":
+            try:
+                head = abi.words("0x" + raw.hex())
+                if len(head) < 4:
+                    raise abi.AbiError("router call input too short")
+                vault, token = abi.word_address(head[0]), abi.word_address(head[1])
+                amount: int | None = abi.word_uint(head[2])
+                memo = parse_memo(abi.dynamic_bytes("0x" + raw.hex(), 3))
+            except abi.AbiError as exc:
+                result.skipped_logs.append(f"{chain} {tx} calldata: {exc}")
+                continue
+            asset = _ledger_asset(chain, token)
+            router = to
+        else:
+            memo, vault, router, asset, amount = parse_memo(raw), to, to, native_asset(chain), None
+        if memo is None or not memo.is_swap:
+            continue
+        out.append(Inbound(chain, block, time, tx, -1, router, vault, asset, amount, memo,
+                           from_call=True))
     return out
 
 
@@ -178,6 +241,19 @@ def read_outbounds(ws: Workspace, result: ThorchainResult) -> dict[str, list[Out
             continue
         by_inbound.setdefault(memo.inbound_hash, []).append(
             Outbound(chain, tx.lower(), memo, "memo", time, asset=native_asset(chain))
+        )
+    # Payouts as plain transfers with the memo as input: the `to` address is the recipient.
+    seen = {(o.chain, o.tx_hash) for outs in by_inbound.values() for o in outs}
+    for chain, _block, time, tx, to, data in _read_calls(ws):
+        decoded = _call_memo(data or "")
+        if decoded is None or decoded[0] != "text" or (chain, tx.lower()) in seen or not to:
+            continue
+        memo = parse_memo(decoded[1])
+        if memo is None or memo.inbound_hash is None:
+            continue
+        by_inbound.setdefault(memo.inbound_hash, []).append(
+            Outbound(chain, tx.lower(), memo, "evm", time, None, None, to.lower(),
+                     native_asset(chain), None)
         )
     for outs in by_inbound.values():  # OUT before REFUND, then earliest
         outs.sort(key=lambda o: (o.memo.action != "out", o.time, o.tx_hash))
@@ -256,7 +332,6 @@ def match_thorchain(ws: Workspace, batch: Batch | None = None) -> tuple[Batch, T
     report = []
     used: set[tuple[str, str, int]] = set()
     for inb in inbounds:
-        result.inbounds += 1
         src_flows = [f for f in flows.get((inb.chain, inb.tx_hash), []) if flow_key(f) not in used]
         if inb.utxo:
             depositor, sender, deposits = _utxo_deposit(inb, src_flows)
@@ -270,6 +345,8 @@ def match_thorchain(ws: Workspace, batch: Batch | None = None) -> tuple[Batch, T
             deposits = exact[:1] or deposits
             depositor = sender = deposits[0]["src"] if deposits else None
             deposits = [f for f in deposits if f["src"] == depositor]
+            if inb.from_call and not deposits:
+                continue  # a call that moved nothing (reverted): no deposit happened
         deposited = sum(int(f["amount_out"]) for f in deposits)
         dest_chain = inb.memo.asset.ledger_chain if inb.memo.asset else None
         dest_address = _dest_address(inb.memo)
@@ -321,6 +398,7 @@ def match_thorchain(ws: Workspace, batch: Batch | None = None) -> tuple[Batch, T
             used.update(flow_key(f) for f in replaced + paid)
             matched_tx = out.tx_hash
             break
+        result.inbounds += 1
         if matched_tx:
             result.matched += 1
         else:

@@ -107,6 +107,7 @@ def _txlist_rows(rows: list[dict[str, Any]]) -> list[dict[str, str | None]]:
             "gas_price": _s(r, "gasPrice"), "block_timestamp": _s(r, "timeStamp"),
             "receipt_gas_used": _s(r, "gasUsed"), "receipt_status": status,
             "receipt_contract_address": _s(r, "contractAddress") or None,
+            "input": _s(r, "input") or None,  # kept only if THORChain calldata (evm_calls)
         })
     return out
 
@@ -235,6 +236,7 @@ _FIELD_BACK = {
     "receipt_gas_used": "gasUsed", "receipt_status": "txreceipt_status",
     "receipt_contract_address": "contractAddress", "token_address": "contractAddress",
     "log_index": "logIndex", "trace_address": "traceId", "trace_type": "type",
+    "input": "input",
 }
 
 

@@ -66,6 +66,9 @@ class EvmBatch:
 # -- column rules ---------------------------------------------------------------------------
 # Value kinds checked before mapping; a bad value is an InputError naming table/row/field.
 ADDRESS, HASH, UINT = "address", "hash", "uint"
+# Transaction input: not checked, and only the inputs `evm_calls` keeps are carried at all
+# (calldata is most of an export's bytes); every other input reads as NULL.
+CALLDATA = "calldata"
 # RE2 regexes; measured faster here than ltrim over a character set or from_hex.
 _CHECKS = {
     ADDRESS: "regexp_full_match({c}, '^0x[0-9a-f]{{40}}$')",
@@ -88,6 +91,7 @@ COLUMNS: dict[str, list[tuple[str, str, bool]]] = {
         ("from_address", ADDRESS, True),
         ("to_address", ADDRESS, False),
         ("value", UINT, True),
+        ("input", CALLDATA, False),
         ("gas_price", UINT, False),
         ("block_timestamp", UINT, False),
         ("receipt_gas_used", UINT, False),
@@ -200,6 +204,8 @@ def prepare(
                     expr = f"nullif(CAST(\"{have[col]}\" AS VARCHAR), '')"
                     if kind in (ADDRESS, HASH):
                         expr = f"lower({expr})"
+                    elif kind == CALLDATA:
+                        expr = f"CASE WHEN {_wanted_call(f'lower({expr})')} THEN lower({expr}) END"
                     select.append(f"{expr} AS {col}")
                 else:
                     select.append(f"CAST(NULL AS VARCHAR) AS {col}")
@@ -233,6 +239,8 @@ def _checks(
     checks = []
     for col, kind, required in rules:
         if col not in present:
+            continue
+        if kind == CALLDATA:
             continue
         if kind:
             ok = _CHECKS[kind].format(c=col)
@@ -539,6 +547,48 @@ def logs_sql(prep: Prepared, chain: str) -> str | None:
     )
 
 
+# -- calldata worth keeping ----------------------------------------------------------------
+# Calldata is big, so only the few inputs conversions need are kept, in `evm_calls`: THORChain
+# router deposits (REFERENCE.md section 2: depositWithExpiry 0x44bc937b, deposit 0x1fece7b4),
+# needed where the router's `Deposit` log is missing, and plain transfers whose input is a
+# THORChain memo as UTF-8 text (vault deposits, and `OUT:`/`REFUND:` payouts).
+THORCHAIN_SELECTORS = ("0x44bc937b", "0x1fece7b4")
+MEMO_PREFIXES = ("SWAP:", "swap:", "Swap:", "=:", "s:", "S:", "=<:", "=>:", "OUT:", "out:",
+                 "REFUND:", "refund:")
+CALL_PREFIXES = THORCHAIN_SELECTORS + tuple("0x" + m.encode().hex() for m in MEMO_PREFIXES)
+EVM_CALLS_DDL = """CREATE TABLE IF NOT EXISTS evm_calls (
+    chain VARCHAR, block BIGINT, time BIGINT, tx_hash VARCHAR, to_address VARCHAR,
+    input VARCHAR)"""
+
+
+def _wanted_call(expr: str) -> str:
+    return "(" + " OR ".join(f"starts_with({expr}, '{p}')" for p in CALL_PREFIXES) + ")"
+
+
+def calls_sql(prep: Prepared, chain: str) -> str | None:
+    """Rows for `evm_calls`: transactions whose input starts with one of CALL_PREFIXES (the
+    prepared view already blanked every other input)."""
+    if "transactions" not in prep.views or "input" not in prep.present["transactions"]:
+        return None
+    v = prep.views
+    time_sources = [
+        f"SELECT block_number AS b, block_timestamp AS t FROM {v['transactions']} "
+        "WHERE block_timestamp IS NOT NULL"
+    ]
+    if "blocks" in v:
+        time_sources.append(f"SELECT number, timestamp FROM {v['blocks']}")
+    chain_q = chain.replace("'", "''")
+    return (
+        "WITH bt AS (SELECT CAST(b AS BIGINT) AS block, max(CAST(t AS BIGINT)) AS time FROM ("
+        + " UNION ALL ".join(time_sources)
+        + ") GROUP BY 1) "
+        f"SELECT '{chain_q}' AS chain, CAST(t.block_number AS BIGINT) AS block, bt.time AS time, "
+        "t.hash AS tx_hash, t.to_address, t.input "
+        f"FROM {v['transactions']} t LEFT JOIN bt ON bt.block = CAST(t.block_number AS BIGINT) "
+        "WHERE t.input IS NOT NULL"
+    )
+
+
 # -- public API ---------------------------------------------------------------------------
 def _register(con: duckdb.DuckDBPyConnection, batch: EvmBatch) -> tuple[dict[str, str], list[str]]:
     tag = f"_hta{next(_counter)}"
@@ -619,7 +669,8 @@ _MISSING_MARK = "heisttrace: flow without time or transaction index"
 def store_prepared(
     con: duckdb.DuckDBPyConnection, prep: Prepared, chain: str, one_pass: bool = False
 ) -> StoreResult:
-    """Insert the flows and watched logs of prepared views; call inside a transaction.
+    """Insert the flows, watched logs and THORChain calldata (`evm_calls`) of prepared views;
+    call inside a transaction.
 
     With `one_pass`, a first import of `chain` (no flows of it yet) maps and inserts in one
     statement, without the anti-join against existing flows; it raises `Recheck` when some
@@ -749,6 +800,13 @@ def _store_logs_and_counts(con: duckdb.DuckDBPyConnection, prep: Prepared, chain
         )
         after = int(con.execute("SELECT count(*) FROM evm_logs").fetchone()[0])  # type: ignore[index]
         res.logs_added = after - before
+    sql = calls_sql(prep, chain)
+    if sql is not None:
+        con.execute(EVM_CALLS_DDL)
+        con.execute(
+            f"INSERT INTO evm_calls SELECT DISTINCT ON (n.chain, n.tx_hash) n.* FROM ({sql}) n "
+            "ANTI JOIN evm_calls e ON e.chain = n.chain AND e.tx_hash = n.tx_hash"
+        )
     if "transactions" in prep.views:
         tcols = prep.present["transactions"]
         if "receipt_gas_used" not in tcols and "receipts" not in prep.views:

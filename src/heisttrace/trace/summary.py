@@ -37,8 +37,8 @@ def get_case(ws: Workspace, case: str) -> dict[str, Any]:
 
 
 def case_summary(ws: Workspace, case: str, top: int = 20) -> dict[str, Any]:
-    """Breakdown per bucket (origin amount and share of stolen), cash-out by entity and by
-    deposit address, the largest dormant holdings and counts."""
+    """Breakdown per bucket (origin amount and share of stolen), the same per chain, cash-out by
+    entity and by deposit address, the largest dormant holdings and counts."""
     meta = get_case(ws, case)
     stolen = float(meta["stolen"] or 0.0)
     totals = dict(ws.con.execute(
@@ -49,6 +49,8 @@ def case_summary(ws: Workspace, case: str, top: int = 20) -> dict[str, Any]:
          "share": (float(totals.get(b, 0.0) or 0.0) / stolen) if stolen else 0.0}
         for b in BUCKETS
     ]
+
+    by_chain = _by_chain(ws, case, stolen)
 
     def rows(sql: str, params: list) -> list[dict[str, Any]]:
         cur = ws.con.execute(sql, params)
@@ -84,6 +86,26 @@ def case_summary(ws: Workspace, case: str, top: int = 20) -> dict[str, Any]:
         "until": meta["until"], "min_taint": meta["min_taint"],
         "origin_unit": meta["origin_unit"], "stolen": stolen,
         "created_at": str(meta["created_at"]),
-        "breakdown": breakdown, "cash_out_by_entity": by_entity,
+        "breakdown": breakdown, "breakdown_by_chain": by_chain, "cash_out_by_entity": by_entity,
         "cash_out_by_address": by_address, "top_dormant": dormant, "counts": counts,
     }
+
+
+def _by_chain(ws: Workspace, case: str, stolen: float) -> list[dict[str, Any]]:
+    """Per chain where the money sits: its total and every bucket, in origin units.
+
+    A theft that crosses a bridge ends on several chains; this says how much of it each chain
+    holds and in which state (a sink's chain is where the money is, so an unmatched bridge
+    deposit counts as bridged, untraced on the chain it left from).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for chain, bucket, amount in ws.con.execute(
+        """SELECT chain, bucket, sum(origin_amount) FROM case_sinks WHERE case_name = ?
+           GROUP BY 1, 2 ORDER BY 1""", [case]).fetchall():
+        row = out.setdefault(chain, {"chain": chain, "origin_amount": 0.0, "share": 0.0,
+                                     "buckets": {b: 0.0 for b in BUCKETS}})
+        row["buckets"][bucket] = float(amount or 0.0)
+        row["origin_amount"] += float(amount or 0.0)
+    for row in out.values():
+        row["share"] = row["origin_amount"] / stolen if stolen else 0.0
+    return sorted(out.values(), key=lambda r: -r["origin_amount"])
