@@ -1,0 +1,139 @@
+"""Benchmark the trace engine on a synthetic ledger written straight into a workspace.
+
+    python benchmarks/bench_trace.py --flows 10000000 --policy haircut
+
+N flows over N/10 addresses, one flow per second, a theft that pays 100 addresses at the
+start (so the taint spreads through the whole graph), 100 exchange addresses that stop it.
+Prints one line:
+    trace policy=P flows=N seconds=S flows_per_s=R build_seconds=B peak_rss_mb=M
+          bytes_per_flow=X ref_ratio=Y
+`seconds` is the compiled sweep alone, `build_seconds` the encoding and sorting before it,
+`bytes_per_flow` the sweep's peak memory above the encoded ledger arrays, and `ref_ratio` the
+sweep's speed-up over the plain reference (tests/trace_reference.py) on 200,000 flows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from heisttrace.labels.roles import address_roles  # noqa: E402
+from heisttrace.ledger import open_workspace  # noqa: E402
+from heisttrace.trace.encode import encode_ledger  # noqa: E402
+from heisttrace.trace.kernel import run_sweep  # noqa: E402
+from heisttrace.trace.seeds import parse_seeds, resolve_seeds  # noqa: E402
+
+N_THEFT = 100
+N_EXCHANGES = 100
+
+
+def build(path: Path, n: int) -> None:
+    """Random ledger in SQL: deterministic hashes of the row number pick src, dst, amount."""
+    holders = max(n // 10, 1000)
+    with open_workspace(path) as ws:
+        ws.con.execute(
+            f"""
+            INSERT INTO flows
+            SELECT 'ethereum', 1 + i // 100, 1000 + i, (i % 100) * 1048576 + 1,
+                   '0x' || i::VARCHAR,
+                   '0x' || (hash(i * 2) % {holders})::VARCHAR,
+                   '0x' || (hash(i * 2 + 1) % {holders})::VARCHAR,
+                   'ETH', a, a, 'native', NULL, NULL
+            FROM (SELECT i, ((hash(i * 7) % 1000000 + 1)::VARCHAR || '000000000000000') AS a
+                  FROM range({n - N_THEFT}) t(i))
+            """
+        )
+        ws.con.execute(
+            f"""
+            INSERT INTO flows
+            SELECT 'ethereum', 0, 999, i, '0xtheft', '0xvictim',
+                   '0x' || (hash(i * 13) % {holders})::VARCHAR, 'ETH',
+                   '5000000000000000000000', '5000000000000000000000', 'native', NULL, NULL
+            FROM range({N_THEFT}) t(i)
+            """
+        )
+        ws.con.execute(
+            f"""INSERT INTO labels (chain, address, entity, category, source)
+                SELECT 'ethereum', '0x' || (i * 997 % {holders})::VARCHAR, 'Exchange ' || i,
+                       'exchange', 'bench' FROM range({N_EXCHANGES}) t(i)"""
+        )
+
+
+def encode(path: Path):
+    ws = open_workspace(path)
+    started = time.perf_counter()
+    enc = encode_ledger(ws, address_roles(ws))
+    build_s = time.perf_counter() - started
+    seeds = resolve_seeds(ws, parse_seeds(["0xtheft"]))
+    return ws, enc, seeds, build_s
+
+
+def sweep(enc, seeds, policy: str) -> tuple[float, float, object]:
+    """Seconds and peak RSS growth (bytes) of the sweep, sampled from a side thread."""
+    proc = psutil.Process()
+    base = proc.memory_info().rss
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.005)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    price = np.ones(enc.n_holdings)
+    started = time.perf_counter()
+    res = run_sweep(enc, seeds, policy, price, 10)
+    seconds = time.perf_counter() - started
+    done.set()
+    t.join()
+    peak[0] = max(peak[0], proc.memory_info().rss)
+    return seconds, peak[0] - base, res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--flows", type=int, default=1_000_000)
+    ap.add_argument("--policy", default="haircut", choices=["haircut", "fifo", "poison"])
+    ap.add_argument("--ref-flows", type=int, default=200_000)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-trace-"))
+
+    # ref_ratio on a small ledger of the same shape (also warms up the compiled kernels)
+    small = tmp / "small"
+    build(small, args.ref_flows)
+    ws, enc, seeds, _ = encode(small)
+    sweep(enc, seeds, args.policy)
+    kernel_s, _, _ = sweep(enc, seeds, args.policy)
+    from trace_reference import reference_trace
+    ref = reference_trace(ws, ["0xtheft"], policy=args.policy)
+    ws.close()
+    ref_ratio = ref.sweep_seconds / max(kernel_s, 1e-9)
+
+    big = tmp / "big"
+    build(big, args.flows)
+    ws, enc, seeds, build_s = encode(big)
+    seconds, grown, res = sweep(enc, seeds, args.policy)
+    ws.close()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"trace policy={args.policy} flows={enc.n_flows} seconds={seconds:.3f} "
+          f"flows_per_s={enc.n_flows / seconds:.0f} build_seconds={build_s:.2f} "
+          f"peak_rss_mb={peak_mb:.0f} bytes_per_flow={grown / enc.n_flows:.1f} "
+          f"ledger_bytes_per_flow={enc.nbytes() / enc.n_flows:.0f} "
+          f"edges={res.edge_index.size} ref_ratio={ref_ratio:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Turn the `ledger` view into the integer arrays the compiled sweep runs over.
+
+Everything string-shaped (chains, addresses, assets, decimal-string amounts) is resolved here,
+once, inside DuckDB: holdings (chain, address, asset) are dictionary-encoded to int32, amounts
+become float64 whole units, label roles become a per-flow stop code, and the flows come back
+sorted by (time, chain, block, ordinal, tx_hash). The sweep then never touches a string.
+
+The encoded flows stay in the temp table `_trace_flows` (column `i` = position in the sweep)
+so the few flows that end up in the taint-flow graph can be joined back to their identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from heisttrace.ledger.schema import FEE_SINK, native_asset
+from heisttrace.ledger.workspace import Workspace
+
+# Bucket codes shared by the kernel, the accounting and the store. 0 = keep following.
+BUCKETS: tuple[str, ...] = (
+    "cashed_out", "dark", "bridged_untraced", "parked", "frozen", "fees", "dormant",
+    "below_threshold",
+)
+FOLLOW = 0
+CASHED_OUT, DARK, BRIDGED_UNTRACED, PARKED, FROZEN, FEES, DORMANT, BELOW_THRESHOLD = range(1, 9)
+
+# Roles that stop the trace at the destination holding, and the bucket they fill.
+STOP_ROLES: dict[str, int] = {
+    "cash_out": CASHED_OUT, "dark": DARK, "parked": PARKED, "frozen": FROZEN,
+}
+CONVERSION_KINDS = ("swap", "bridge")
+
+# UTXO chains count in 1e-8 coins; EVM natives and tokens without metadata in 1e-18.
+UTXO_CHAINS = frozenset({"bitcoin", "litecoin", "dogecoin", "bitcoin_cash", "zcash"})
+DEFAULT_TOKEN_DECIMALS = 18
+
+
+def bucket_name(code: int) -> str:
+    return BUCKETS[code - 1]
+
+
+def default_decimals(chain: str, asset: str) -> int:
+    """Decimals when `tokens` has no row: natives by chain family, EVM tokens 18."""
+    if asset == native_asset(chain) and chain in UTXO_CHAINS:
+        return 8
+    return DEFAULT_TOKEN_DECIMALS
+
+
+@dataclass
+class EncodedLedger:
+    """The sweep's input: one entry per flow, in sweep order, plus the holding count."""
+
+    src: np.ndarray  # int32 holding id the flow leaves
+    dst: np.ndarray  # int32 holding id the flow reaches
+    amount_out: np.ndarray  # float64 whole units of the source asset
+    amount_in: np.ndarray  # float64 whole units of the destination asset
+    time: np.ndarray  # int64 unix seconds
+    stop: np.ndarray  # int8 bucket code when the destination stops the trace, else 0
+    n_holdings: int
+
+    @property
+    def n_flows(self) -> int:
+        return int(self.src.shape[0])
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.src, self.dst, self.amount_out, self.amount_in,
+                                      self.time, self.stop))
+
+
+def _decimals_table(ws: Workspace) -> pa.Table:
+    """10**decimals for every (chain, asset) appearing in the ledger, as a join table."""
+    assets = ws.con.execute(
+        """
+        SELECT DISTINCT chain, asset FROM ledger
+        UNION SELECT DISTINCT coalesce(dst_chain, chain), coalesce(dst_asset, asset) FROM ledger
+        """
+    ).fetchall()
+    known = dict(
+        ((c, a), d) for c, a, d in ws.con.execute(
+            "SELECT chain, address, decimals FROM tokens WHERE decimals IS NOT NULL"
+        ).fetchall()
+    )
+    chains, names, scales = [], [], []
+    for chain, asset in assets:
+        dec = known.get((chain, asset))
+        if dec is None:
+            dec = default_decimals(chain, asset)
+        chains.append(chain)
+        names.append(asset)
+        scales.append(float(10 ** int(dec)))
+    return pa.table({"chain": pa.array(chains, pa.string()), "asset": pa.array(names, pa.string()),
+                     "scale": pa.array(scales, pa.float64())})
+
+
+def encode_ledger(ws: Workspace, roles: pa.Table, until: int | None = None) -> EncodedLedger:
+    """Encode the ledger (up to `until`, flows touching an `ignore` label dropped).
+
+    `roles` is `labels.roles.address_roles(...)`: chain, address, role, entity, category.
+    """
+    con = ws.con
+    con.register("_trace_roles", roles.select(["chain", "address", "role"]))
+    con.register("_trace_dec", _decimals_table(ws))
+    try:
+        has_ignore = bool(con.execute(
+            "SELECT count(*) FROM _trace_roles WHERE role = 'ignore'").fetchone()[0])  # type: ignore[index]
+        ignore_joins = ""
+        if has_ignore:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _trace_ignore AS "
+                "SELECT DISTINCT chain, address FROM _trace_roles WHERE role = 'ignore'"
+            )
+            for chain_col, addr_col in (("chain", "asset"), ("chain", "src"),
+                                        ("dchain", "dst"), ("dchain", "dasset")):
+                alias = f"ig_{addr_col}"
+                ignore_joins += (
+                    f" ANTI JOIN _trace_ignore {alias} ON {alias}.chain = f.{chain_col}"
+                    f" AND {alias}.address = f.{addr_col}"
+                )
+        where = "" if until is None else f"WHERE l.time <= {int(until)}"
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _trace_kept AS
+            SELECT f.* FROM (
+                SELECT l.chain, l.block, l.time, l.ordinal, l.tx_hash, l.src, l.dst, l.asset,
+                       l.amount_out, l.amount_in, l.kind,
+                       coalesce(l.dst_chain, l.chain) AS dchain,
+                       coalesce(l.dst_asset, l.asset) AS dasset
+                FROM ledger l {where}
+            ) f {ignore_joins}
+            """
+        )
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _trace_holdings AS
+            SELECT (row_number() OVER (ORDER BY chain, address, asset) - 1)::INTEGER AS h,
+                   chain, address, asset
+            FROM (SELECT chain, src AS address, asset FROM _trace_kept
+                  UNION SELECT dchain, dst, dasset FROM _trace_kept)
+            """
+        )
+        stop_case = " ".join(
+            f"WHEN r.role = '{role}' THEN {code}" for role, code in STOP_ROLES.items()
+        )
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _trace_flows AS
+            SELECT (row_number() OVER (ORDER BY k.time, k.chain, k.block, k.ordinal,
+                                                 k.tx_hash) - 1)::BIGINT AS i,
+                   k.chain, k.block, k.time, k.ordinal, k.tx_hash, k.src, k.dst, k.asset,
+                   k.kind, k.dchain, k.dasset,
+                   hs.h AS s, hd.h AS d,
+                   CAST(k.amount_out AS DOUBLE) / so.scale AS a_out,
+                   CAST(k.amount_in AS DOUBLE) / si.scale AS a_in,
+                   (CASE WHEN k.dst = '{FEE_SINK}' THEN {FEES}
+                         {stop_case}
+                         WHEN r.role = 'conversion' AND k.kind NOT IN ('swap', 'bridge')
+                              THEN {BRIDGED_UNTRACED}
+                         ELSE {FOLLOW} END)::TINYINT AS stop
+            FROM _trace_kept k
+            JOIN _trace_holdings hs
+              ON hs.chain = k.chain AND hs.address = k.src AND hs.asset = k.asset
+            JOIN _trace_holdings hd
+              ON hd.chain = k.dchain AND hd.address = k.dst AND hd.asset = k.dasset
+            JOIN _trace_dec so ON so.chain = k.chain AND so.asset = k.asset
+            JOIN _trace_dec si ON si.chain = k.dchain AND si.asset = k.dasset
+            LEFT JOIN _trace_roles r ON r.chain = k.dchain AND r.address = k.dst
+            ORDER BY i
+            """
+        )
+        con.execute("DROP TABLE IF EXISTS _trace_kept")
+        cols = con.execute(
+            "SELECT s, d, a_out, a_in, time, stop FROM _trace_flows ORDER BY i"
+        ).fetch_arrow_table()
+        n_holdings = int(con.execute("SELECT count(*) FROM _trace_holdings").fetchone()[0])  # type: ignore[index]
+    finally:
+        con.unregister("_trace_roles")
+        con.unregister("_trace_dec")
+
+    def arr(name: str, dtype: type) -> np.ndarray:
+        return np.ascontiguousarray(cols.column(name).to_numpy(), dtype=dtype)
+
+    enc = EncodedLedger(
+        src=arr("s", np.int32), dst=arr("d", np.int32), amount_out=arr("a_out", np.float64),
+        amount_in=arr("a_in", np.float64), time=arr("time", np.int64),
+        stop=arr("stop", np.int8), n_holdings=n_holdings,
+    )
+    del cols
+    return enc
