@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from heisttrace.cli import conversions, ingest, labels, ledger, report, simulate, trace
+from heisttrace.cli import conversions, ingest, labels, ledger, report, scale, simulate, trace
 from heisttrace.cli.common import err_console
 from heisttrace.errors import HeisttraceError
 from heisttrace.ledger.workspace import WorkspaceError
@@ -32,7 +32,7 @@ def _root() -> None:
 
 
 app.command()(ledger.flows)
-for _module in (ingest, labels, conversions, trace, simulate, report):
+for _module in (ingest, labels, conversions, trace, simulate, report, scale):
     _module.register(app)
 
 
