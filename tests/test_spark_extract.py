@@ -105,12 +105,19 @@ def test_extraction_cuts_history_needed_for_haircut(extracted) -> None:
 def test_hubs_and_hop_limit_reported(spark, extracted, tmp_path: Path) -> None:
     ledger, full, _local, result, _report, root = extracted
     roles = address_roles(full, None)
+    hubbed = extract_neighbourhood(spark, [str(root / "chain")], [ledger.seed_tx],
+                                   tmp_path / "hub", roles=roles, hub_limit=5)
+    # The thief splits into 12 intermediaries: more than 5 outflows make it a hub, not followed.
+    thief = {r["dst"] for r in ledger.flows.to_pylist()
+             if r["tx_hash"] == ledger.seed_tx and r["kind"] != "fee"}
+    assert {h["address"] for h in hubbed.hubs} == thief
+    assert all(h["fan_out"] > 5 for h in hubbed.hubs)
+    assert hubbed.iterations == 1 and not hubbed.hop_limit_hit
+    assert hubbed.kept < result.kept
     capped = extract_neighbourhood(spark, [str(root / "chain")], [ledger.seed_tx],
-                                   tmp_path / "hub", roles=roles, hub_limit=5, max_hops=2)
-    # The thief splits into 12 intermediaries: more than 5 outflows make it a hub.
-    assert any(h["fan_out"] > 5 for h in capped.hubs)
-    assert capped.iterations == 2 and capped.hop_limit_hit
-    assert capped.kept < result.kept
+                                   tmp_path / "hops", roles=roles, max_hops=2)
+    assert capped.iterations == 2 and capped.hop_limit_hit and capped.hubs == []
+    assert hubbed.kept < capped.kept < result.kept
 
 
 def _etl_tables() -> dict[str, pa.Table]:
