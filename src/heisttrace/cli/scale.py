@@ -47,10 +47,15 @@ def spark_extract(
         from heisttrace.labels.roles import address_roles
         from heisttrace.ledger import open_workspace
 
-        with open_workspace(workspace, create=False, read_only=True) as ws:
+        with open_workspace(workspace, create=False) as ws:
             roles = address_roles(ws, None)
+    from pyspark.sql import SparkSession
+
+    # A session already running in this process (an embedding program) is used, not stopped.
+    own = SparkSession.getActiveSession() is None
     spark = spark_session(master)
-    spark.sparkContext.setLogLevel("ERROR")
+    if own:
+        spark.sparkContext.setLogLevel("ERROR")
     try:
         with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"),
                       TimeElapsedColumn(), console=err_console, transient=True,
@@ -61,7 +66,8 @@ def spark_extract(
                 roles=roles, chain=chain,
                 progress=lambda msg: bar.update(task, description=msg))
     finally:
-        spark.stop()
+        if own:
+            spark.stop()
     if json:
         print_json(res.as_dict())
         return
