@@ -65,12 +65,15 @@ class ExtractResult:
 
 
 def spark_session(master: str = "local[*]", shuffle_partitions: int | None = None,
-                  app_name: str = "heisttrace-extract") -> SparkSession:
+                  app_name: str = "heisttrace-extract",
+                  driver_memory: str | None = None) -> SparkSession:
     """A session that works unchanged on local[*] and on a cluster URL."""
     builder = (SparkSession.builder.master(master).appName(app_name)
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.session.timeZone", "UTC"))
+    if driver_memory:  # only takes effect when this call starts the JVM (local mode)
+        builder = builder.config("spark.driver.memory", driver_memory)
     if shuffle_partitions:
         builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
     return builder.getOrCreate()
