@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from heisttrace.cli import app
+from heisttrace.errors import InputError
 from heisttrace.labels.roles import address_roles
 from heisttrace.ledger import open_workspace
 from heisttrace.ledger.schema import FLOW_COLUMNS
@@ -128,6 +129,20 @@ def test_hubs_and_hop_limit_reported(spark, extracted, tmp_path: Path) -> None:
     capped = SimpleNamespace(**json.loads(res.output))
     assert capped.iterations == 2 and capped.hop_limit_hit and capped.hubs == []
     assert hubbed.kept < capped.kept < result.kept
+
+
+def test_bad_input_is_a_clear_error(spark, extracted, tmp_path: Path) -> None:
+    ledger, _full, _local, _result, _report, root = extracted
+    runner = CliRunner()
+    missing = runner.invoke(app, ["spark-extract", "-i", str(tmp_path / "nope"), "-s",
+                                  ledger.seed_tx, "-o", str(tmp_path / "o1")])
+    assert missing.exit_code != 0
+    assert isinstance(missing.exception, InputError) and "does not exist" in str(
+        missing.exception)
+    unknown = runner.invoke(app, ["spark-extract", "-i", str(root / "chain"), "-s",
+                                  "0x" + "ab" * 32, "-o", str(tmp_path / "o2")])
+    assert isinstance(unknown.exception, InputError) and "no seed" in str(unknown.exception)
+    assert not (tmp_path / "o2").exists()
 
 
 def _etl_tables() -> dict[str, pa.Table]:

@@ -40,6 +40,9 @@ def spark_extract(
 
     Load the result with `heisttrace ingest parquet OUT/flows`, then trace as usual.
     """
+    from pyspark.errors import PySparkException
+
+    from heisttrace.errors import HeisttraceError
     from heisttrace.scale.extract import extract_neighbourhood, spark_session
 
     roles = None
@@ -61,10 +64,16 @@ def spark_extract(
                       TimeElapsedColumn(), console=err_console, transient=True,
                       disable=json) as bar:
             task = bar.add_task("starting", total=None)
-            res = extract_neighbourhood(
-                spark, input, seed, out, until=until, max_hops=max_hops, hub_limit=hub_limit,
-                roles=roles, chain=chain,
-                progress=lambda msg: bar.update(task, description=msg))
+            try:
+                res = extract_neighbourhood(
+                    spark, input, seed, out, until=until, max_hops=max_hops,
+                    hub_limit=hub_limit, roles=roles, chain=chain,
+                    progress=lambda msg: bar.update(task, description=msg))
+            except PySparkException as exc:
+                # Spark's own errors (unreadable Parquet, a value that is not a number under
+                # ANSI casts) as one line, not a JVM stack trace.
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise HeisttraceError(f"Spark job failed: {first}") from exc
     finally:
         if own:
             spark.stop()

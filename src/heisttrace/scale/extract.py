@@ -255,9 +255,10 @@ def extract_neighbourhood(
         kept = kept.unionByName(p)
     kept = kept.select(*FLOW_COLUMNS).dropDuplicates(["chain", "tx_hash", "ordinal"])
     out_dir = Path(out)
+    flows_url = str(out).rstrip("/") + "/flows"  # not Path: keeps hdfs:// and s3a:// intact
     (kept.repartition(max(1, spark.sparkContext.defaultParallelism), "chain", "tx_hash")
-     .write.mode("overwrite").parquet(str(out_dir / "flows")))
-    kept_back = spark.read.parquet(str(out_dir / "flows"))
+     .write.mode("overwrite").parquet(flows_url))
+    kept_back = spark.read.parquet(flows_url)
     result.kept = kept_back.count()
     if hubs is not None:
         # Hubs are few by construction (each one is a big holding): fine to bring back.
