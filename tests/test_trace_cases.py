@@ -162,3 +162,13 @@ def test_unknown_seed_is_a_clear_error_and_writes_nothing(workspace):
     tables = {r[0] for r in workspace.con.execute(
         "SELECT table_name FROM information_schema.tables").fetchall()}
     assert not any(t.startswith("_trace") for t in tables)
+
+
+def test_bad_amount_in_the_ledger_is_named(workspace):
+    theft(workspace)
+    add(workspace, [dict(flow(20, "0xbad", "0xa", "0xb", 1), amount_out="12abc")])
+    with pytest.raises(InputError, match="0xbad"):
+        run_trace(workspace, "bad", ["0xtheft"])
+    assert workspace.con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'cases'"
+    ).fetchone()[0] == 0

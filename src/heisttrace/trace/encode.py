@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
+from heisttrace.errors import InputError
 from heisttrace.ledger.schema import FEE_SINK, native_asset
 from heisttrace.ledger.workspace import Workspace
 
@@ -95,6 +97,20 @@ def _decimals_table(ws: Workspace) -> pa.Table:
                      "scale": pa.array(scales, pa.float64())})
 
 
+def _run_checked(con, sql: str) -> None:
+    """Amounts are decimal strings written by the importers; a bad one is named, not a crash."""
+    try:
+        con.execute(sql)
+    except duckdb.ConversionException as exc:
+        bad = con.execute(
+            "SELECT chain, tx_hash, ordinal, amount_out, amount_in FROM _trace_kept "
+            "WHERE TRY_CAST(amount_out AS DOUBLE) IS NULL OR TRY_CAST(amount_in AS DOUBLE) IS NULL "
+            "LIMIT 1").fetchone()
+        where = f" (flow {bad[0]}:{bad[1]}:{bad[2]}: {bad[3]!r} -> {bad[4]!r})" if bad else ""
+        raise InputError(f"an amount in the ledger is not a number{where}: {exc}",
+                         field="amount_out") from None
+
+
 def encode_ledger(ws: Workspace, roles: pa.Table, until: int | None = None) -> EncodedLedger:
     """Encode the ledger (up to `until`, flows touching an `ignore` label dropped).
 
@@ -144,8 +160,7 @@ def encode_ledger(ws: Workspace, roles: pa.Table, until: int | None = None) -> E
         stop_case = " ".join(
             f"WHEN r.role = '{role}' THEN {code}" for role, code in STOP_ROLES.items()
         )
-        con.execute(
-            f"""
+        _run_checked(con, f"""
             CREATE OR REPLACE TEMP TABLE _trace_flows AS
             SELECT (row_number() OVER (ORDER BY k.time, k.chain, k.block, k.ordinal,
                                                  k.tx_hash) - 1)::BIGINT AS i,
@@ -168,8 +183,7 @@ def encode_ledger(ws: Workspace, roles: pa.Table, until: int | None = None) -> E
             JOIN _trace_dec si ON si.chain = k.dchain AND si.asset = k.dasset
             LEFT JOIN _trace_roles r ON r.chain = k.dchain AND r.address = k.dst
             ORDER BY i
-            """
-        )
+            """)
         con.execute("DROP TABLE IF EXISTS _trace_kept")
         cols = con.execute(
             "SELECT s, d, a_out, a_in, time, stop FROM _trace_flows ORDER BY i"
