@@ -10,7 +10,7 @@ NPM_STAMP := node_modules/.installed
 WORKSPACE ?= demo-workspace
 JOBS ?= 2
 
-.PHONY: all demo test bench clean setup chromium
+.PHONY: all demo test bench clean setup chromium java
 
 all: test
 
@@ -29,12 +29,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
-setup: $(STAMP) $(NPM_STAMP) chromium
+# The Spark extraction (pyspark) needs a Java runtime: Debian's, installed when missing.
+java:
+	@command -v java >/dev/null 2>&1 || ($(SUDO) apt-get update && $(SUDO) apt-get install -y default-jre-headless)
+
+setup: $(STAMP) $(NPM_STAMP) chromium java
 
 demo: $(STAMP)
 	$(PY) -m heisttrace.demo --workspace $(WORKSPACE)
 
-test: $(STAMP) $(NPM_STAMP) chromium
+test: $(STAMP) $(NPM_STAMP) chromium java
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(PY) -m pytest -n $(JOBS) -q
 
 bench: $(STAMP)

@@ -9,7 +9,9 @@ import sys
 
 import typer
 
-from heisttrace.cli import conversions, ingest, labels, ledger, report, screen, simulate, trace, watch
+from heisttrace.cli import (
+    conversions, ingest, labels, ledger, report, scale, screen, simulate, trace, watch,
+)
 from heisttrace.cli.common import err_console
 from heisttrace.errors import HeisttraceError
 from heisttrace.ledger.workspace import WorkspaceError
@@ -32,7 +34,7 @@ def _root() -> None:
 
 
 app.command()(ledger.flows)
-for _module in (ingest, labels, conversions, trace, simulate, report, screen, watch):
+for _module in (ingest, labels, conversions, trace, simulate, report, screen, watch, scale):
     _module.register(app)
 
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import typer
 
-from heisttrace.cli import ingest_bitcoin, ingest_files, ingest_rpc
+from heisttrace.cli import ingest_bitcoin, ingest_files, ingest_rpc, scale
 
 app = typer.Typer(help="Import chain data (CSV exports, explorer JSON, a node) into the workspace.",
                   no_args_is_help=True)
 
 for _module in (ingest_files, ingest_rpc, ingest_bitcoin):
     _module.register(app)
+scale.register_ingest(app)  # `ingest parquet` lives with the Spark extraction
 
 
 def register(root: typer.Typer) -> None:
