@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from heisttrace.errors import InputError
-from heisttrace.labels.normalize import normalize_address
+from heisttrace.labels.normalize import address_error, normalize_address
 from heisttrace.labels.roles import ROLE_PRECEDENCE, load_role_map
 from heisttrace.labels.store import LabelBatch, source_name
 
@@ -108,7 +108,7 @@ def _add(batch: LabelBatch, file: str, line: int | None, address: str, name: str
     try:
         addr = normalize_address("ethereum", address)
     except ValueError as exc:
-        raise InputError(str(exc), file=file, line=line, field="address") from None
+        raise address_error(exc, file=file, line=line, field="address") from None
     category = category_of(slug)
     if name and category in ("exchange", "otc", "payment_processor") and _TOKEN_NAME.search(name):
         # A token contract filed under its issuer (USDT under `bitfinex`) is not a wallet.
