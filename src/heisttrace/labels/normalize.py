@@ -120,8 +120,8 @@ def to_checksum(hex40: str) -> str:
 def normalize_address(chain: str, address: str) -> str:
     """The ledger spelling of an address; raises ValueError saying what is wrong with it.
 
-    EVM: `0x` + 40 hex digits, lowercased; a mixed-case address must carry a valid EIP-55
-    checksum (a typo in a hand-copied address then fails instead of labelling a stranger). Bitcoin-like: base58 characters
+    EVM: `0x` + 40 hex digits, lowercased; on the EVM chains a mixed-case address must carry a
+    valid EIP-55 checksum (a typo in a hand-copied address then fails instead of labelling a stranger). Bitcoin-like: base58 characters
     kept as written, bech32 lowercased. Other chains: stripped, otherwise as written.
     """
     a = address.strip()
@@ -133,7 +133,9 @@ def normalize_address(chain: str, address: str) -> str:
         if not _HEX.issuperset(a[2:]):
             raise ValueError(f"EVM address has non-hex characters: {a!r}")
         body = a[2:]
-        if body != body.lower() and body != body.upper() and to_checksum(body) != body:
+        # Only chains known to use EIP-55: others with 0x addresses (Zilliqa) checksum differently.
+        mixed = body != body.lower() and body != body.upper()
+        if mixed and chain in EVM_CHAINS and to_checksum(body) != body:
             raise ChecksumError(
                 f"EVM address fails its EIP-55 checksum: {a!r} (expected 0x{to_checksum(body)})"
             )
