@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def test_tagpack_inheritance_and_confidence(tmp_path: Path) -> None:
         "title: test pack\ncreator: me\ncategory: exchange\nconfidence: service_data\n"
         "currency: ETH\nactor: acme\nlabel: acme hot wallet\n"
         "tags:\n"
-        "- address: '0xAbCdEf0123456789aBcDeF0123456789AbCdEf01'\n"
+        "- address: '0xabCDeF0123456789AbcdEf0123456789aBCDEF01'\n"
         "- address: 'BC1QAR0SRRR7XFKVY5L643LYDNW9RE59GTZZWF5MDQ'\n"
         "  currency: BTC\n  category: mixing_service\n  confidence: forensic_investigation\n"
         "- address: '3LYJfcfHPXYJreMsASk2jkn69LWEYKzexb'\n  currency: BTC\n  network: LTC\n"
@@ -204,8 +205,16 @@ def test_etherscan_labels_csv_and_json(workspace: Workspace) -> None:
     assert r.by_category["mixing_service"] == n_tornado
 
 
-def test_forta_csv(workspace: Workspace) -> None:
-    f = FORTA / "1" / "phishing_scams.csv"
+def test_forta_csv(workspace: Workspace, tmp_path: Path) -> None:
+    real = FORTA / "1" / "phishing_scams.csv"
+    # The real file has one mistyped EIP-55 checksum: named on its own, it stops the import.
+    with pytest.raises(InputError, match="EIP-55") as err:
+        import_labels(workspace, [real])
+    assert err.value.line == 4253 and _count(workspace) == 0
+    # A copy (in tmp) with its addresses in lower case (no checksum claimed) imports whole.
+    (tmp_path / "1").mkdir()
+    f = tmp_path / "1" / "phishing_scams.csv"
+    f.write_text(re.sub(r"0x[0-9a-fA-F]{40}", lambda m: m.group(0).lower(), real.read_text()))
     with open(f) as fh:
         n = len({(row["address"].lower(), row["etherscan_tag"]) for row in csv.DictReader(fh)})
     r = import_labels(workspace, [f])
