@@ -193,15 +193,23 @@ def detect_spam(ws: Workspace, params: SpamParams | None = None) -> pa.Table:
 
 
 def spam_counts(ws: Workspace) -> dict[str, int]:
-    """How many spam-labelled addresses and tokens there are, and flows touching them."""
+    """How many spam-labelled addresses, tokens among them, and ledger flows touching them.
+
+    These flows are what the engine ignores; `summary` shows the counts so an investigator
+    sees that poisoning was set aside, not lost.
+    """
     row = ws.con.execute(
         """
-        WITH s AS (SELECT DISTINCT chain, address FROM labels WHERE category = 'spam')
-        SELECT (SELECT count(*) FROM s),
+        WITH s AS (SELECT DISTINCT chain, address, entity FROM labels WHERE category = 'spam'),
+        a AS (SELECT DISTINCT chain, address FROM s),
+        t AS (SELECT DISTINCT chain, address FROM s WHERE entity = 'fake_token'
+              UNION SELECT a.chain, a.address FROM a JOIN tokens k USING (chain, address))
+        SELECT (SELECT count(*) FROM a),
+               (SELECT count(*) FROM t),
                (SELECT count(*) FROM ledger l WHERE EXISTS (
-                   SELECT 1 FROM s WHERE s.chain = l.chain
-                     AND s.address IN (l.asset, l.src, l.dst)))
+                   SELECT 1 FROM a WHERE a.chain = l.chain
+                     AND a.address IN (l.asset, l.src, l.dst)))
         """
     ).fetchone()
     assert row is not None
-    return {"spam_addresses": int(row[0]), "spam_flows": int(row[1])}
+    return {"spam_addresses": int(row[0]), "spam_tokens": int(row[1]), "spam_flows": int(row[2])}
