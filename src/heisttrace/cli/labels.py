@@ -181,6 +181,34 @@ def detect_spam_cmd(
     _summary(rows, "spam address(es)", "kind", ["chain", "address", "kind", "evidence"], show)
 
 
+@app.command("tokens")
+def tokens_cmd(
+    fake: Annotated[bool, typer.Option("--fake", help="Only the tokens judged fake.")] = False,
+    show: ShowOpt = 50,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The token registry: contract, symbol, decimals and whether it is real or fake.
+
+    Real: listed in the imported etherscan token list. Fake: listed as spam there, or judged
+    fake by spam detection (look-alike or copied symbol). Empty: nothing says either way.
+    """
+    from heisttrace.labels.tokens import registry
+
+    with open_workspace(workspace, create=False) as ws:
+        table = registry(ws, fake_only=fake)
+    if as_json:
+        print_json(table.to_pylist())
+        return
+    rows = table.to_pylist()
+    real = sum(r["real"] is True for r in rows)
+    fakes = sum(r["real"] is False for r in rows)
+    console.print(f"{len(rows):,} token(s): {real:,} real, {fakes:,} fake, {len(rows) - real - fakes:,} unjudged")
+    if show and rows:
+        _table(rows[:show], f"first {min(show, len(rows))} (all with --json)",
+               ["chain", "address", "symbol", "name", "decimals", "real", "reason", "metadata_source"])
+
+
 @app.command("detect")
 def detect_cmd(
     workspace: WorkspaceOpt = None,

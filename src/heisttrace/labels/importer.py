@@ -31,6 +31,7 @@ from heisttrace.labels.normalize import ChecksumInputError
 from heisttrace.labels.ofac import looks_like_ofac, read_ofac
 from heisttrace.labels.store import LABEL_SCHEMA, LabelBatch
 from heisttrace.labels.tagpack import read_tagpack
+from heisttrace.labels.tokens import entries_table, replace_verdicts
 from heisttrace.ledger.workspace import Workspace
 
 FORMATS: tuple[str, ...] = ("auto", "tagpack", "ofac", "etherscan", "forta", "csv")
@@ -144,6 +145,7 @@ def import_labels(
     result = ImportResult(skipped=skipped)
     tables: list[pa.Table] = []
     sources: list[str] = []
+    token_tables: list[pa.Table] = []
     for i, (path, f) in enumerate(files):
         try:
             batch = read_file(path, f, chain)
@@ -153,6 +155,7 @@ def import_labels(
             result.rejected.append(str(exc))
             continue
         tables.append(batch.to_arrow())  # rows are unique per file (LabelBatch.add)
+        token_tables.append(entries_table(batch.tokens))
         sources.append(batch.source)
         result.warnings.extend(batch.warnings)
         result.by_format[f] += 1
@@ -175,6 +178,8 @@ def import_labels(
                 FROM _new_labels
                 """
             )
+            for source, tokens in zip(sources, token_tables):
+                replace_verdicts(ws, source, tokens)
             rows = con.execute(
                 """
                 SELECT coalesce(category, '(none)') AS category, count(*) AS n FROM labels
