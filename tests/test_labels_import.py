@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,7 +47,16 @@ def full(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, 
 
 def test_everything_under_shared_labels_imports(full) -> None:  # type: ignore[no-untyped-def]
     ws, result = full
-    assert result.labels > 550_000 and _count(ws) == result.labels
+    # The data holds one mistyped checksum (0xA0DF…DDE22… should be …DDe22…), in three files;
+    # those files are rejected whole, the other labels (> 540,000) are imported.
+    rejected = sorted(r.split(",")[0] for r in result.rejected)
+    assert sorted(Path(r).name for r in rejected) == [
+        "etherscan-label-word-cloud.yaml", "etherscan_malicious_labels.csv", "phishing_scams.csv"
+    ]
+    assert all("0xA0DF9CA52e8aB5DDE22C55D9B3C2CDF814B9B773" in r and "line " in r for r in result.rejected)
+    assert not any(str(Path(r)) in s for r in rejected for s in ws.con.execute(
+        "SELECT DISTINCT source FROM labels").fetchnumpy()["source"])
+    assert result.labels > 540_000 and _count(ws) == result.labels
     assert {"tagpack", "ofac", "etherscan", "forta"} <= set(result.by_format)
     # tag count of the packs: every `- address:` item of the real files (minus the two
     # invalid non-EVM addresses the packs contain, reported as warnings)
@@ -105,7 +115,7 @@ def test_tagpack_inheritance_and_confidence(tmp_path: Path) -> None:
         "title: test pack\ncreator: me\ncategory: exchange\nconfidence: service_data\n"
         "currency: ETH\nactor: acme\nlabel: acme hot wallet\n"
         "tags:\n"
-        "- address: '0xAbCdEf0123456789aBcDeF0123456789AbCdEf01'\n"
+        "- address: '0xabCDeF0123456789AbcdEf0123456789aBCDEF01'\n"
         "- address: 'BC1QAR0SRRR7XFKVY5L643LYDNW9RE59GTZZWF5MDQ'\n"
         "  currency: BTC\n  category: mixing_service\n  confidence: forensic_investigation\n"
         "- address: '3LYJfcfHPXYJreMsASk2jkn69LWEYKzexb'\n  currency: BTC\n  network: LTC\n"
@@ -195,8 +205,16 @@ def test_etherscan_labels_csv_and_json(workspace: Workspace) -> None:
     assert r.by_category["mixing_service"] == n_tornado
 
 
-def test_forta_csv(workspace: Workspace) -> None:
-    f = FORTA / "1" / "phishing_scams.csv"
+def test_forta_csv(workspace: Workspace, tmp_path: Path) -> None:
+    real = FORTA / "1" / "phishing_scams.csv"
+    # The real file has one mistyped EIP-55 checksum: named on its own, it stops the import.
+    with pytest.raises(InputError, match="EIP-55") as err:
+        import_labels(workspace, [real])
+    assert err.value.line == 4253 and _count(workspace) == 0
+    # A copy (in tmp) with its addresses in lower case (no checksum claimed) imports whole.
+    (tmp_path / "1").mkdir()
+    f = tmp_path / "1" / "phishing_scams.csv"
+    f.write_text(re.sub(r"0x[0-9a-fA-F]{40}", lambda m: m.group(0).lower(), real.read_text()))
     with open(f) as fh:
         n = len({(row["address"].lower(), row["etherscan_tag"]) for row in csv.DictReader(fh)})
     r = import_labels(workspace, [f])

@@ -109,3 +109,32 @@ def test_affix_length_is_an_option(workspace) -> None:  # type: ignore[no-untype
     # With 5 digits the prefixes (1234a vs 1234c) differ: the look-alike is now only a
     # worthless sender, not an imitation of the friend.
     assert found.get(a["lookalike"]) != "lookalike_address"
+
+
+def test_summary_reports_ignored_spam(workspace, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    from heisttrace.labels.detect import detect_all
+    from heisttrace.trace.run import run_trace
+    from heisttrace.trace.summary import case_summary
+
+    a = _poisoning_ledger(workspace)
+    detect_all(workspace)  # what `heisttrace trace` runs first
+    run_trace(workspace, "c", ["0x" + f"{1:064x}"])  # the theft tx
+    ign = case_summary(workspace, "c")["ignored"]
+    found = {r["address"]: r["kind"] for r in workspace.con.execute(
+        "SELECT address, entity AS kind FROM labels WHERE category = 'spam'").fetch_arrow_table().to_pylist()}
+    assert ign["spam_tokens"] == 2 == sum(k == "fake_token" for k in found.values())
+    assert ign["spam_addresses"] == len(found)
+    # flows 4, 5 (look-alike) and 7 (zero-value bot); the labelled exchange's zero transfer is not spam
+    assert ign["spam_flows"] == 3
+    edges = workspace.con.execute("SELECT src, dst, asset FROM case_edges").fetchall()
+    assert not any(a["lookalike"] in e or FAKE_ETH in e for e in edges)
+    path = workspace.path
+    workspace.close()  # the CLI opens the workspace itself
+    res = subprocess.run([sys.executable, "-m", "heisttrace", "summary", "c", "-w", str(path)],
+                         capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert res.returncode == 0, res.stderr
+    assert "ignored as spam: 3 flows, 2 fake tokens" in res.stdout

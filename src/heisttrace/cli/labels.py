@@ -48,13 +48,16 @@ def import_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Label files or folders (searched recursively).")],
     fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(FORMATS)}.")] = "auto",
     chain: Annotated[str | None, typer.Option("--chain", help="Chain for files that do not say (OFAC lists, CSV without a chain column).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="A file inside a folder with a wrong address checksum stops the import instead of being left out.")] = False,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Import TagPacks, OFAC lists, etherscan-labels, forta CSVs or plain CSV labels.
 
     All files are read first and stored in one transaction: a bad file changes nothing.
-    Re-importing a file replaces the labels it gave before.
+    Re-importing a file replaces the labels it gave before. Mixed-case EVM addresses must
+    pass their EIP-55 checksum: a file that fails is not imported at all (named files stop
+    the import; files found in folders are left out and listed in red).
     """
     with open_workspace(workspace) as ws, Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -65,7 +68,9 @@ def import_cmd(
         def tick(path: Path, done: int, total: int) -> None:
             bar.update(task, total=total, completed=done, description=escape(path.name[:40]))
 
-        result = import_labels(ws, paths, fmt, chain, progress=tick)
+        result = import_labels(ws, paths, fmt, chain, progress=tick, strict=strict)
+    for r in result.rejected:
+        err_console.print(f"[red]rejected (nothing imported from it):[/red] {escape(r)}", highlight=False)
     if as_json:
         print_json(result.as_dict())
         return
@@ -174,6 +179,34 @@ def detect_spam_cmd(
         print_json(rows)
         return
     _summary(rows, "spam address(es)", "kind", ["chain", "address", "kind", "evidence"], show)
+
+
+@app.command("tokens")
+def tokens_cmd(
+    fake: Annotated[bool, typer.Option("--fake", help="Only the tokens judged fake.")] = False,
+    show: ShowOpt = 50,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The token registry: contract, symbol, decimals and whether it is real or fake.
+
+    Real: listed in the imported etherscan token list. Fake: listed as spam there, or judged
+    fake by spam detection (look-alike or copied symbol). Empty: nothing says either way.
+    """
+    from heisttrace.labels.tokens import registry
+
+    with open_workspace(workspace, create=False) as ws:
+        table = registry(ws, fake_only=fake)
+    if as_json:
+        print_json(table.to_pylist())
+        return
+    rows = table.to_pylist()
+    real = sum(r["real"] is True for r in rows)
+    fakes = sum(r["real"] is False for r in rows)
+    console.print(f"{len(rows):,} token(s): {real:,} real, {fakes:,} fake, {len(rows) - real - fakes:,} unjudged")
+    if show and rows:
+        _table(rows[:show], f"first {min(show, len(rows))} (all with --json)",
+               ["chain", "address", "symbol", "name", "decimals", "real", "reason", "metadata_source"])
 
 
 @app.command("detect")

@@ -145,6 +145,9 @@ def summary(
                          for c in cols))
         console.print(tt)
     console.print(f"[dim]{data['counts']}[/dim]")
+    ign = data["ignored"]
+    console.print(f"ignored as spam: {ign['spam_flows']} flows, {ign['spam_tokens']} fake tokens, "
+                  f"{ign['spam_addresses']} spam addresses in all")
 
 
 def path(

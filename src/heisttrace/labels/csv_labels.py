@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from heisttrace.errors import InputError
-from heisttrace.labels.normalize import CONFIDENCE, EVM_CHAINS, chain_of, normalize_address
+from heisttrace.labels.normalize import CONFIDENCE, EVM_CHAINS, address_error, chain_of, normalize_address
 from heisttrace.labels.store import LabelBatch, source_name
 
 REQUIRED = ("chain", "address", "entity", "category")
@@ -69,7 +69,7 @@ def read_plain_csv(path: Path, chain: str | None = None) -> LabelBatch:
             try:
                 addr = normalize_address(ch, row.get("address") or "")
             except ValueError as exc:
-                raise InputError(str(exc), file=file, line=line, field="address") from None
+                raise address_error(exc, file=file, line=line, field="address") from None
             category = (row.get("category") or "").strip() or None
             if category is None:
                 raise InputError("missing category", file=file, line=line, field="category")

@@ -5,6 +5,10 @@ Shapes in `data/etherscan/`:
   `,Address,Name Tag,Balance,Txn Count` (the label is the file name);
 - `combined/combined{All,Account,Token}Labels.json`: `{address: {"name": …, "labels": […]}}`.
 
+Tokens for the registry (labels/tokens.py): every entry of `combinedTokenLabels.json` is a
+real token contract (name tag `Maker (MKR)` = name and symbol), also when the import reads
+its union `combinedAllLabels.json` instead; entries labelled `spam-token` are fakes.
+
 Etherscan labels are slugs (`binance`, `tornado-cash`, `dex`, …); `category_of` maps the ones
 that matter to the engine onto GraphSense categories and keeps the others as `etherscan:<slug>`
 (no role). The entity is the name tag without its counter (`Binance 14` -> `Binance`) or,
@@ -20,9 +24,10 @@ import re
 from pathlib import Path
 
 from heisttrace.errors import InputError
-from heisttrace.labels.normalize import normalize_address
+from heisttrace.labels.normalize import address_error, normalize_address
 from heisttrace.labels.roles import ROLE_PRECEDENCE, load_role_map
 from heisttrace.labels.store import LabelBatch, source_name
+from heisttrace.labels.tokens import TokenEntry
 
 ETHERSCAN_CONFIDENCE = 50  # GraphSense `trusted_provider`
 
@@ -108,13 +113,47 @@ def _add(batch: LabelBatch, file: str, line: int | None, address: str, name: str
     try:
         addr = normalize_address("ethereum", address)
     except ValueError as exc:
-        raise InputError(str(exc), file=file, line=line, field="address") from None
+        raise address_error(exc, file=file, line=line, field="address") from None
     category = category_of(slug)
     if name and category in ("exchange", "otc", "payment_processor") and _TOKEN_NAME.search(name):
         # A token contract filed under its issuer (USDT under `bitfinex`) is not a wallet.
         category = "token"
     batch.add("ethereum", addr, _entity(name, slug), category, ETHERSCAN_CONFIDENCE, None,
               json.dumps({"etherscan_label": slug, "name": name}) if name else None)
+
+
+TOKEN_LIST = "combinedTokenLabels.json"
+_SYMBOL = re.compile(r"^(.*?)\s*\(([^()]{1,16})\)\s*$")
+_FAKE_SLUGS = {"spam-token", "phish-hack"}
+
+
+def _token(address: str, name: str | None, real: bool, reason: str) -> TokenEntry:
+    m = _SYMBOL.match(name or "")
+    token_name, symbol = (m.group(1) or None, m.group(2).strip()) if m else (name, None)
+    return TokenEntry("ethereum", address, symbol, token_name, real, reason)
+
+
+def _token_list(path: Path) -> list[TokenEntry]:
+    """The real tokens of an etherscan token list file (bad addresses were checked by the
+    caller when it is the file being imported; a sibling list is checked here)."""
+    file = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON: {exc.msg}", file=file, line=exc.lineno) from None
+    out = []
+    for address, value in data.items() if isinstance(data, dict) else []:
+        if not isinstance(value, dict):
+            continue
+        try:
+            addr = normalize_address("ethereum", address)
+        except ValueError as exc:
+            raise address_error(exc, file=file, line=None, field=address) from None
+        slugs = {s for s in value.get("labels") or [] if isinstance(s, str)}
+        fake = slugs & _FAKE_SLUGS
+        out.append(_token(addr, value.get("name") or None, not fake,
+                          f"etherscan {'label ' + min(fake) if fake else 'token list'}"))
+    return out
 
 
 def read_etherscan(path: Path) -> LabelBatch:
@@ -135,10 +174,20 @@ def read_etherscan(path: Path) -> LabelBatch:
             if isinstance(value, dict):
                 slugs = [s for s in value.get("labels") or [] if isinstance(s, str)]
                 _add(batch, file, None, address, value.get("name") or None, _pick(slugs))
+                if "spam-token" in slugs and path.name != TOKEN_LIST:
+                    batch.tokens.append(_token(normalize_address("ethereum", address), value.get("name") or None,
+                                               False, "etherscan label spam-token"))
             elif isinstance(value, str):
                 _add(batch, file, None, address, value or None, slug)
+                if slug == "spam-token":
+                    batch.tokens.append(_token(normalize_address("ethereum", address), value or None, False,
+                                               "etherscan label spam-token"))
             else:
                 raise InputError(f"unexpected value for {address!r}", file=file, field=address)
+        if path.name == TOKEN_LIST:
+            batch.tokens.extend(_token_list(path))
+        elif path.name == "combinedAllLabels.json" and (path.parent / TOKEN_LIST).is_file():
+            batch.tokens.extend(_token_list(path.parent / TOKEN_LIST))
         return batch
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or "Address" not in reader.fieldnames:
@@ -148,5 +197,8 @@ def read_etherscan(path: Path) -> LabelBatch:
         address = row.get("Address")
         if not address:
             raise InputError("missing address", file=file, line=line, field="Address")
-        _add(batch, file, line, address, (row.get("Name Tag") or "").strip() or None, slug)
+        name = (row.get("Name Tag") or "").strip() or None
+        _add(batch, file, line, address, name, slug)
+        if slug == "spam-token":
+            batch.tokens.append(_token(normalize_address("ethereum", address), name, False, "etherscan label spam-token"))
     return batch

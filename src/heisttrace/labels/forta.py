@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from heisttrace.errors import InputError
-from heisttrace.labels.normalize import CHAIN_IDS, normalize_address
+from heisttrace.labels.normalize import CHAIN_IDS, address_error, normalize_address
 from heisttrace.labels.store import LabelBatch, source_name
 
 FORTA_CONFIDENCE = 50
@@ -59,7 +59,7 @@ def read_forta(path: Path, chain: str | None = None) -> LabelBatch:
                 try:
                     addr = normalize_address(ch, raw)
                 except ValueError as exc:
-                    raise InputError(str(exc), file=file, line=line, field=addr_col) from None
+                    raise address_error(exc, file=file, line=line, field=addr_col) from None
                 tag = (row.get(tag_col) or "").strip() or None
                 kind = row.get("contract_creator_etherscan_label") or row.get("etherscan_labels") or row.get("data_source")
                 batch.add(ch, addr, tag or "malicious address", "perpetrator", FORTA_CONFIDENCE, None,

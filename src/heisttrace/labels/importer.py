@@ -6,6 +6,11 @@ a single transaction: a bad file anywhere leaves the workspace exactly as it was
 Folders: files whose format is not recognised (README, LICENSE, actor packs) are skipped;
 copies of the same data are read once — OFAC `.json` next to its `.txt`, and the per-label
 etherscan files when the tree has `combinedAllLabels.json` (their union).
+
+An EVM address with a wrong EIP-55 checksum rejects its whole file (a file with one copying
+error may have more that no checksum can catch). A file named on the command line stops the
+import; a file found inside a folder is left out and reported in `rejected` (published data
+sets carry the odd typo, and one must not block the rest), unless `strict`.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from heisttrace.errors import InputError
 from heisttrace.labels.csv_labels import looks_like_plain_csv, read_plain_csv
 from heisttrace.labels.etherscan_labels import looks_like_etherscan, read_etherscan
 from heisttrace.labels.forta import looks_like_forta, read_forta
+from heisttrace.labels.normalize import ChecksumInputError
 from heisttrace.labels.ofac import looks_like_ofac, read_ofac
 from heisttrace.labels.store import LABEL_SCHEMA, LabelBatch
 from heisttrace.labels.tagpack import read_tagpack
+from heisttrace.labels.tokens import entries_table, replace_verdicts
 from heisttrace.ledger.workspace import Workspace
 
 FORMATS: tuple[str, ...] = ("auto", "tagpack", "ofac", "etherscan", "forta", "csv")
@@ -39,6 +46,7 @@ class ImportResult:
     by_format: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -48,6 +56,7 @@ class ImportResult:
             "by_format": dict(self.by_format),
             "warnings": self.warnings,
             "skipped_files": self.skipped,
+            "rejected_files": self.rejected,
         }
 
 
@@ -125,24 +134,35 @@ def import_labels(
     fmt: str = "auto",
     chain: str | None = None,
     progress: Callable[[Path, int, int], None] | None = None,
+    strict: bool = False,
 ) -> ImportResult:
     """Import label files or folders; atomic over all of them, idempotent per file."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})", field="format")
+    paths = [Path(p) for p in paths]
+    named = {p.resolve() for p in paths if p.is_file()}
     files, skipped = collect_files(paths, fmt)
     result = ImportResult(skipped=skipped)
     tables: list[pa.Table] = []
     sources: list[str] = []
+    token_tables: list[pa.Table] = []
     for i, (path, f) in enumerate(files):
-        batch = read_file(path, f, chain)
+        try:
+            batch = read_file(path, f, chain)
+        except ChecksumInputError as exc:
+            if strict or path.resolve() in named:
+                raise
+            result.rejected.append(str(exc))
+            continue
         tables.append(batch.to_arrow())  # rows are unique per file (LabelBatch.add)
+        token_tables.append(entries_table(batch.tokens))
         sources.append(batch.source)
         result.warnings.extend(batch.warnings)
         result.by_format[f] += 1
         if progress:
             progress(path, i + 1, len(files))
-    result.files = len(files)
-    if not files:
+    result.files = len(files) - len(result.rejected)
+    if not tables:
         return result
     table = pa.concat_tables(tables) if tables else LABEL_SCHEMA.empty_table()
     ws.con.register("_new_labels", table)
@@ -158,6 +178,8 @@ def import_labels(
                 FROM _new_labels
                 """
             )
+            for source, tokens in zip(sources, token_tables):
+                replace_verdicts(ws, source, tokens)
             rows = con.execute(
                 """
                 SELECT coalesce(category, '(none)') AS category, count(*) AS n FROM labels

@@ -8,6 +8,10 @@ lowercase for bech32.
 
 from __future__ import annotations
 
+from Crypto.Hash import keccak
+
+from heisttrace.errors import InputError
+
 # GraphSense confidence levels (REFERENCE.md section 5, from tagpack/db/confidence.csv).
 CONFIDENCE: dict[str, int] = {
     "override": 100,
@@ -91,11 +95,33 @@ def chain_of(currency: str) -> str:
     return text.lower()
 
 
+class ChecksumError(ValueError):
+    """A mixed-case EVM address whose EIP-55 checksum is wrong: most likely a copying error."""
+
+
+class ChecksumInputError(InputError):
+    """A label file holds an address with a wrong checksum; the whole file is rejected."""
+
+
+def address_error(exc: ValueError, *, file: str, line: int | None, field: str) -> InputError:
+    """The InputError for a bad address, keeping checksum failures recognisable to the importer."""
+    cls = ChecksumInputError if isinstance(exc, ChecksumError) else InputError
+    return cls(str(exc), file=file, line=line, field=field)
+
+
+def to_checksum(hex40: str) -> str:
+    """EIP-55 spelling of 40 hex digits: a letter is upper case where the Keccak-256 of the
+    lowercase hex text has a nibble >= 8 at the same position (EIP-55)."""
+    low = hex40.lower()
+    digest = keccak.new(digest_bits=256, data=low.encode("ascii")).hexdigest()
+    return "".join(c.upper() if c.isalpha() and int(h, 16) >= 8 else c for c, h in zip(low, digest))
+
+
 def normalize_address(chain: str, address: str) -> str:
     """The ledger spelling of an address; raises ValueError saying what is wrong with it.
 
-    EVM: `0x` + 40 hex digits, lowercased (EIP-55 mixed case is accepted; its checksum is not
-    verified because the standard library has no Keccak-256). Bitcoin-like: base58 characters
+    EVM: `0x` + 40 hex digits, lowercased; on the EVM chains a mixed-case address must carry a
+    valid EIP-55 checksum (a typo in a hand-copied address then fails instead of labelling a stranger). Bitcoin-like: base58 characters
     kept as written, bech32 lowercased. Other chains: stripped, otherwise as written.
     """
     a = address.strip()
@@ -106,6 +132,13 @@ def normalize_address(chain: str, address: str) -> str:
             raise ValueError(f"EVM address must be 0x + 40 hex digits, got {len(a)} characters: {a!r}")
         if not _HEX.issuperset(a[2:]):
             raise ValueError(f"EVM address has non-hex characters: {a!r}")
+        body = a[2:]
+        # Only chains known to use EIP-55: others with 0x addresses (Zilliqa) checksum differently.
+        mixed = body != body.lower() and body != body.upper()
+        if mixed and chain in EVM_CHAINS and to_checksum(body) != body:
+            raise ChecksumError(
+                f"EVM address fails its EIP-55 checksum: {a!r} (expected 0x{to_checksum(body)})"
+            )
         return a.lower()
     if chain in UTXO_BASE58_CHAINS:
         low = a.lower()

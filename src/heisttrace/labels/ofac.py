@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from heisttrace.errors import InputError
-from heisttrace.labels.normalize import CURRENCY_CHAINS, EVM_CHAINS, chain_of, normalize_address
+from heisttrace.labels.normalize import CURRENCY_CHAINS, EVM_CHAINS, address_error, chain_of, normalize_address
 from heisttrace.labels.store import LabelBatch, source_name
 
 OFAC_CONFIDENCE = 60  # GraphSense `authority_data`
@@ -71,7 +71,7 @@ def read_ofac(path: Path, chain: str | None = None) -> LabelBatch:
             addr = normalize_address(ch, address)
         except ValueError as exc:
             if ch in EVM_CHAINS:
-                raise InputError(str(exc), file=file, line=lineno or None, field="address") from None
+                raise address_error(exc, file=file, line=lineno or None, field="address") from None
             batch.warnings.append(f"{file}: line {lineno}: skipped: {exc}")
             continue
         batch.add(ch, addr, OFAC_ENTITY, OFAC_CATEGORY, OFAC_CONFIDENCE, None, None)

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from heisttrace.labels.confusables import fold, has_non_ascii_letters
 from heisttrace.labels.normalize import HEURISTIC_CONFIDENCE
+from heisttrace.labels.tokens import VERDICT_SCHEMA, listed_fakes, real_tokens, replace_verdicts
 from heisttrace.ledger.schema import NATIVE_ASSETS
 from heisttrace.ledger.workspace import Workspace
 
@@ -51,9 +52,41 @@ class SpamParams:
     dust_wei: int = 10**13  # native transfers at or below this (0.00001 ETH) are dust
 
 
-def token_verdict(chain: str, address: str, symbol: str | None, name: str | None) -> str | None:
-    """Why a token is fake, or None if nothing says so."""
-    if (chain, address) in REAL_CONTRACTS:
+@dataclass(frozen=True)
+class Registry:
+    """What the label data says about tokens (labels/tokens.py): real contracts by symbol (with
+    their names), and contracts listed as fake."""
+
+    real: dict[tuple[str, str], dict[str, str | None]]  # (chain, SYMBOL) -> {address: name}
+    fakes: dict[tuple[str, str], str]  # (chain, address) -> reason
+    real_contracts: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def empty(cls) -> Registry:
+        return cls({}, {})
+
+    @classmethod
+    def load(cls, ws: Workspace) -> Registry:
+        real = real_tokens(ws)
+        contracts = frozenset((c, a) for (c, _), addrs in real.items() for a in addrs)
+        return cls(real, listed_fakes(ws), contracts)
+
+
+def token_verdict(
+    chain: str, address: str, symbol: str | None, name: str | None, registry: Registry | None = None
+) -> str | None:
+    """Why a token is fake, or None if nothing says so.
+
+    Against the registered real tokens (thousands, and legit tokens share symbols: 332
+    symbols of the etherscan list have several contracts) a same symbol alone is no evidence;
+    a look-alike spelling of a registered symbol is, and so is a copy of both symbol and name.
+    For the few tokens poisoners imitate most (KNOWN_TOKENS) the symbol alone suffices.
+    """
+    reg = registry or Registry.empty()
+    listed = reg.fakes.get((chain, address))
+    if listed:
+        return f"listed as fake ({listed})"
+    if (chain, address) in REAL_CONTRACTS or (chain, address) in reg.real_contracts:
         return None
     sym = symbol or ""
     folded = fold(sym).strip().upper()
@@ -63,6 +96,14 @@ def token_verdict(chain: str, address: str, symbol: str | None, name: str | None
     native = NATIVE_ASSETS.get(chain)
     if native and folded == native:
         return f"symbol {sym!r} imitates the native coin {native}"
+    registered = reg.real.get((chain, folded))
+    if registered:
+        if sym.strip().upper() != folded:
+            return f"symbol {sym!r} imitates registered token {folded} (real contract {min(registered)})"
+        same_name = [a for a, n in registered.items()
+                     if n and name and fold(name).strip().lower() == n.strip().lower()]
+        if same_name:
+            return f"copies symbol and name of registered token {folded} (real contract {min(same_name)})"
     if has_non_ascii_letters(sym):
         return f"symbol {sym!r} has non-ASCII letters (looks like {fold(sym)!r})"
     if name and has_non_ascii_letters(name) and fold(name).isascii():
@@ -70,12 +111,13 @@ def token_verdict(chain: str, address: str, symbol: str | None, name: str | None
     return None
 
 
-def fake_tokens(ws: Workspace) -> pa.Table:
+def fake_tokens(ws: Workspace, reg: Registry | None = None) -> pa.Table:
     """Tokens of the registry judged fake: chain, address, symbol, reason."""
+    reg = reg or Registry.load(ws)
     rows = ws.con.execute("SELECT chain, address, symbol, name FROM tokens").fetchall()
     out: dict[str, list[str]] = {"chain": [], "address": [], "symbol": [], "reason": []}
     for chain, address, symbol, name in rows:
-        reason = token_verdict(chain, address, symbol, name)
+        reason = token_verdict(chain, address, symbol, name, reg)
         if reason:
             out["chain"].append(chain)
             out["address"].append(address)
@@ -168,9 +210,10 @@ def detect_spam(ws: Workspace, params: SpamParams | None = None) -> pa.Table:
     Returns chain, address, kind (fake_token / lookalike_address / zero_value_sender), evidence.
     """
     p = params or SpamParams()
-    fakes = fake_tokens(ws)
+    reg = Registry.load(ws)
+    fakes = fake_tokens(ws, reg)
     # Real token contracts and the zero address (mints, burns) are never spam.
-    real = sorted({a for _, a in REAL_CONTRACTS} | {ZERO_ADDRESS})
+    real = sorted({a for _, a in REAL_CONTRACTS | reg.real_contracts} | {ZERO_ADDRESS})
     ws.con.register("_fake", fakes)
     try:
         with ws.transaction() as con:
@@ -187,21 +230,36 @@ def detect_spam(ws: Workspace, params: SpamParams | None = None) -> pa.Table:
                 """
             )
             con.unregister("_found")
+            # The token registry's heuristic verdicts: the fakes that were labelled spam.
+            labelled = {(r["chain"], r["address"]) for r in found.to_pylist() if r["kind"] == "fake_token"}
+            replace_verdicts(ws, SOURCE, pa.Table.from_pylist(
+                [{"chain": f["chain"], "address": f["address"], "symbol": f["symbol"] or None,
+                  "name": None, "real": False, "reason": f["reason"]}
+                 for f in fakes.to_pylist() if (f["chain"], f["address"]) in labelled],
+                schema=VERDICT_SCHEMA))
     finally:
         ws.con.unregister("_fake")
     return found
 
 
 def spam_counts(ws: Workspace) -> dict[str, int]:
-    """How many spam-labelled addresses and tokens there are, and flows touching them."""
+    """How many spam-labelled addresses, tokens among them, and ledger flows touching them.
+
+    These flows are what the engine ignores; `summary` shows the counts so an investigator
+    sees that poisoning was set aside, not lost.
+    """
     row = ws.con.execute(
         """
-        WITH s AS (SELECT DISTINCT chain, address FROM labels WHERE category = 'spam')
-        SELECT (SELECT count(*) FROM s),
+        WITH s AS (SELECT DISTINCT chain, address, entity FROM labels WHERE category = 'spam'),
+        a AS (SELECT DISTINCT chain, address FROM s),
+        t AS (SELECT DISTINCT chain, address FROM s WHERE entity = 'fake_token'
+              UNION SELECT a.chain, a.address FROM a JOIN tokens k USING (chain, address))
+        SELECT (SELECT count(*) FROM a),
+               (SELECT count(*) FROM t),
                (SELECT count(*) FROM ledger l WHERE EXISTS (
-                   SELECT 1 FROM s WHERE s.chain = l.chain
-                     AND s.address IN (l.asset, l.src, l.dst)))
+                   SELECT 1 FROM a WHERE a.chain = l.chain
+                     AND a.address IN (l.asset, l.src, l.dst)))
         """
     ).fetchone()
     assert row is not None
-    return {"spam_addresses": int(row[0]), "spam_flows": int(row[1])}
+    return {"spam_addresses": int(row[0]), "spam_tokens": int(row[1]), "spam_flows": int(row[2])}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from heisttrace.labels.tokens import TokenEntry
 from heisttrace.ledger.workspace import Workspace
 
 LABEL_SCHEMA = pa.schema(
@@ -44,6 +45,8 @@ class LabelBatch:
     actor: list[str | None] = field(default_factory=list)
     evidence: list[str | None] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Tokens the file names as real or fake, for the token registry (labels/tokens.py).
+    tokens: list[TokenEntry] = field(default_factory=list)
     # One label per (chain, address, entity, category) and file: a file that repeats a tag
     # stores it once.
     _seen: set[tuple[str, str, str | None, str | None]] = field(default_factory=set, repr=False)

@@ -25,6 +25,7 @@ from heisttrace.labels.normalize import (
     CONFIDENCE,
     EVM_CHAINS,
     LOWEST_CONFIDENCE,
+    address_error,
     chain_of,
     normalize_address,
 )
@@ -207,7 +208,7 @@ def read_tagpack(path: Path) -> LabelBatch:
                 addr = normalize_address(chain, address)
             except ValueError as exc:
                 if chain in EVM_CHAINS:
-                    raise InputError(str(exc), file=file, line=lineno, field="address") from None
+                    raise address_error(exc, file=file, line=lineno, field="address") from None
                 # Outside EVM chains the address check is only a plausibility test: skip the
                 # tag, say so, keep the rest of the pack.
                 batch.warnings.append(f"{file}: line {lineno}: skipped tag: {exc}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from heisttrace.errors import HeisttraceError
+from heisttrace.labels.spam import spam_counts
 from heisttrace.ledger.workspace import Workspace
 from heisttrace.trace.encode import BUCKETS
 
@@ -38,7 +39,9 @@ def get_case(ws: Workspace, case: str) -> dict[str, Any]:
 
 def case_summary(ws: Workspace, case: str, top: int = 20) -> dict[str, Any]:
     """Breakdown per bucket (origin amount and share of stolen), the same per chain, cash-out by
-    entity and by deposit address, the largest dormant holdings and counts."""
+    entity and by deposit address, the largest dormant holdings, counts, and the spam the
+    engine ignored (`ignored`: spam addresses, fake tokens and the flows touching them,
+    workspace-wide)."""
     meta = get_case(ws, case)
     stolen = float(meta["stolen"] or 0.0)
     totals = dict(ws.con.execute(
@@ -88,6 +91,7 @@ def case_summary(ws: Workspace, case: str, top: int = 20) -> dict[str, Any]:
         "created_at": str(meta["created_at"]),
         "breakdown": breakdown, "breakdown_by_chain": by_chain, "cash_out_by_entity": by_entity,
         "cash_out_by_address": by_address, "top_dormant": dormant, "counts": counts,
+        "ignored": spam_counts(ws),
     }
 
 
