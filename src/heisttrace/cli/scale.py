@@ -40,9 +40,14 @@ def spark_extract(
 
     Load the result with `heisttrace ingest parquet OUT/flows`, then trace as usual.
     """
-    from pyspark.errors import PySparkException
-
     from heisttrace.errors import HeisttraceError
+
+    try:
+        from pyspark.errors import PySparkException
+    except ImportError as exc:
+        raise HeisttraceError(
+            "spark-extract needs PySpark and Java: pip install 'heisttrace[spark]'"
+        ) from exc
     from heisttrace.scale.extract import extract_neighbourhood, spark_session
 
     roles = None
