@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from heisttrace.ledger.workspace import Workspace
+from heisttrace.trace.store import CASE_DDL
 
 XSS = "<img src=x onerror=alert(1)>"
 T0 = 1_740_000_000  # theft time (Feb 2025)
@@ -30,26 +31,6 @@ USDT = "0xdac17f958d2ee523a2206206994597c13d831ec7"
 WEI = 10**18
 SAT = 10**8
 
-# Tables as the trace engine's store (trace/store.py) writes them: amounts in whole (holding)
-# units as DOUBLE, seeds as the user's seed strings. These statements only run when it has not.
-CASE_DDL = """
-CREATE TABLE IF NOT EXISTS cases (
-    case_name VARCHAR PRIMARY KEY, policy VARCHAR NOT NULL, seeds VARCHAR[] NOT NULL,
-    until BIGINT, min_taint DOUBLE, origin_unit VARCHAR, stolen DOUBLE,
-    created_at TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS case_sinks (
-    case_name VARCHAR NOT NULL, bucket VARCHAR NOT NULL, chain VARCHAR NOT NULL,
-    address VARCHAR NOT NULL, asset VARCHAR NOT NULL, entity VARCHAR,
-    origin_amount DOUBLE NOT NULL, amount DOUBLE, first_time BIGINT, last_time BIGINT
-);
-CREATE TABLE IF NOT EXISTS case_edges (
-    case_name VARCHAR NOT NULL, chain VARCHAR NOT NULL, block BIGINT, time BIGINT,
-    ordinal BIGINT, tx_hash VARCHAR, src VARCHAR, dst VARCHAR, asset VARCHAR,
-    dst_chain VARCHAR, dst_asset VARCHAR, kind VARCHAR, amount DOUBLE, taint DOUBLE,
-    origin_taint DOUBLE
-);
-"""
 
 EXCHANGES = ["Binance", "OKX", "Kraken", "Bybit", "HTX", XSS]
 
