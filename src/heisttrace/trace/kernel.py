@@ -119,6 +119,16 @@ def sweep_haircut(src, dst, aout, ain, time, stop, seed_idx, ev_pos, ev_h, ev_ti
         d = dst[i]
         a = aout[i]
         b = ain[i]
+        if (not poison and st[s, 1] == 0.0 and st[s, 2] == 0.0
+                and (ks == nseed or seed_idx[ks] > i)):
+            # fast path, most flows: a clean source moves only balances
+            if a > 0.0:
+                bal = st[s, 0]
+                st[s, 0] = bal - a if a < bal * (1.0 - SNAP) else 0.0
+                st[d, 0] += b
+            elif b > 0.0:
+                st[d, 0] += b
+            continue
         c = 0.0
         o = 0.0
         if a > 0.0:
