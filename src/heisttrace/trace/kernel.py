@@ -291,6 +291,15 @@ def sweep_fifo(src, dst, aout, ain, time, stop, seed_idx, ev_pos, ev_h, ev_time,
         b = ain[i]
         if a <= 0.0 and b <= 0.0:
             continue
+        if ((a <= 0.0 or head[s] < 0) and (head[d] < 0 or stop[i] != 0)
+                and (ks == nseed or seed_idx[ks] > i)):
+            # fast path, most flows: all clean from an all-clean source into a holding
+            # without a queue (or a stopping one): only the balances change
+            if a > 0.0:
+                B = bal[s]
+                bal[s] = B - a if a < B * (1.0 - SNAP) else 0.0
+            bal[d] += b
+            continue
         # -- take pieces out of the source, oldest first
         np_ = 0
         if a > 0.0:
