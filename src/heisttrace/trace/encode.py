@@ -13,6 +13,9 @@ the ledger's strings is ever materialised.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import duckdb
@@ -40,6 +43,24 @@ CONVERSION_KINDS = ("swap", "bridge")
 # UTXO chains count in 1e-8 coins; EVM natives and tokens without metadata in 1e-18.
 UTXO_CHAINS = frozenset({"bitcoin", "litecoin", "dogecoin", "bitcoin_cash", "zcash"})
 DEFAULT_TOKEN_DECIMALS = 18
+
+# DuckDB's working memory while encoding; past it, the sort and hash tables spill to the
+# workspace's temp folder, so a 50M-flow ledger does not need its whole width in RAM.
+MEMORY_LIMIT = os.environ.get("HEISTTRACE_MEMORY_LIMIT", "2GB")
+
+
+@contextmanager
+def _duckdb_settings(con, **settings: str) -> Iterator[None]:
+    """Set DuckDB options for one stage and put the old values back afterwards."""
+    old = {k: con.execute(f"SELECT current_setting('{k}')").fetchone()[0]  # type: ignore[index]
+           for k in settings}
+    for k, v in settings.items():
+        con.execute(f"SET {k} = '{v}'")
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            con.execute(f"SET {k} = '{v}'")
 
 
 def bucket_name(code: int) -> str:
@@ -118,6 +139,11 @@ def encode_ledger(ws: Workspace, roles: pa.Table, until: int | None = None) -> E
 
     `roles` is `labels.roles.address_roles(...)`: chain, address, role, entity, category.
     """
+    with _duckdb_settings(ws.con, memory_limit=MEMORY_LIMIT, preserve_insertion_order="false"):
+        return _encode(ws, roles, until)
+
+
+def _encode(ws: Workspace, roles: pa.Table, until: int | None) -> EncodedLedger:
     con = ws.con
     con.register("_trace_roles", roles.select(["chain", "address", "role"]))
     con.register("_trace_dec", _decimals_table(ws))
@@ -197,21 +223,22 @@ def encode_ledger(ws: Workspace, roles: pa.Table, until: int | None = None) -> E
             FROM _trace_order o JOIN flows f ON f.rowid = o.rid
             """
         )
-        cols = con.execute(
-            "SELECT s, d, a_out, a_in, time, stop FROM _trace_order ORDER BY i"
-        ).fetch_arrow_table()
-        n_holdings = int(con.execute("SELECT count(*) FROM _trace_holdings").fetchone()[0])  # type: ignore[index]
+        n_flows = int(con.execute("SELECT count(*) FROM _trace_order").fetchone()[0])  # type: ignore[index]
+        enc = EncodedLedger(
+            src=np.empty(n_flows, np.int32), dst=np.empty(n_flows, np.int32),
+            amount_out=np.empty(n_flows), amount_in=np.empty(n_flows),
+            time=np.empty(n_flows, np.int64), stop=np.empty(n_flows, np.int8), n_holdings=0)
+        # fetched in storage order in batches and put in place by `i`: no sort, no full copy
+        reader = con.execute(
+            "SELECT i, s, d, a_out, a_in, time, stop FROM _trace_order"
+        ).fetch_record_batch(1 << 20)
+        for batch in reader:
+            i = batch.column(0).to_numpy()
+            for name, out in (("s", enc.src), ("d", enc.dst), ("a_out", enc.amount_out),
+                              ("a_in", enc.amount_in), ("time", enc.time), ("stop", enc.stop)):
+                out[i] = batch.column(name).to_numpy()
+        enc.n_holdings = int(con.execute("SELECT count(*) FROM _trace_holdings").fetchone()[0])  # type: ignore[index]
     finally:
         con.unregister("_trace_roles")
         con.unregister("_trace_dec")
-
-    def arr(name: str, dtype: type) -> np.ndarray:
-        return np.ascontiguousarray(cols.column(name).to_numpy(), dtype=dtype)
-
-    enc = EncodedLedger(
-        src=arr("s", np.int32), dst=arr("d", np.int32), amount_out=arr("a_out", np.float64),
-        amount_in=arr("a_in", np.float64), time=arr("time", np.int64),
-        stop=arr("stop", np.int8), n_holdings=n_holdings,
-    )
-    del cols
     return enc
