@@ -6,10 +6,14 @@ N flows over N/10 addresses, one flow per second, a theft that pays 100 addresse
 start (so the taint spreads through the whole graph), 100 exchange addresses that stop it.
 Prints one line:
     trace policy=P flows=N seconds=S flows_per_s=R build_seconds=B peak_rss_mb=M
-          bytes_per_flow=X ref_ratio=Y
-`seconds` is the compiled sweep alone, `build_seconds` the encoding and sorting before it,
-`bytes_per_flow` the sweep's peak memory above the encoded ledger arrays, and `ref_ratio` the
-sweep's speed-up over the plain reference (tests/trace_reference.py) on 200,000 flows.
+          bytes_per_flow=X ... ref_ratio=Y
+`seconds` is the compiled sweep alone (wall clock; `cpu_seconds`/`cpu_flows_per_s` the same on
+the sweep thread's CPU clock, which a machine shared with other work does not distort),
+`build_seconds` the encoding and sorting before it, `bytes_per_flow` the sweep's peak memory
+above the encoded ledger arrays, `peak_bytes_per_flow` the whole process's peak RSS (encoding
+included) per flow, and `ref_ratio` the sweep's speed-up over the plain reference
+(tests/trace_reference.py) on 200,000 flows. `--workspace DIR` keeps the synthetic ledger
+there and reuses it on the next run (building 10M flows takes minutes).
 """
 
 from __future__ import annotations
@@ -79,8 +83,8 @@ def encode(path: Path):
     return ws, enc, seeds, build_s
 
 
-def sweep(enc, seeds, policy: str) -> tuple[float, float, object]:
-    """Seconds and peak RSS growth (bytes) of the sweep, sampled from a side thread."""
+def sweep(enc, seeds, policy: str) -> tuple[float, float, float, object]:
+    """Wall and CPU seconds and peak RSS growth (bytes, sampled from a side thread)."""
     proc = psutil.Process()
     base = proc.memory_info().rss
     peak = [base]
@@ -95,12 +99,14 @@ def sweep(enc, seeds, policy: str) -> tuple[float, float, object]:
     t.start()
     price = np.ones(enc.n_holdings)
     started = time.perf_counter()
+    cpu_started = time.thread_time()
     res = run_sweep(enc, seeds, policy, price, 10)
     seconds = time.perf_counter() - started
+    cpu_seconds = time.thread_time() - cpu_started
     done.set()
     t.join()
     peak[0] = max(peak[0], proc.memory_info().rss)
-    return seconds, peak[0] - base, res
+    return seconds, cpu_seconds, peak[0] - base, res
 
 
 def main() -> None:
@@ -108,6 +114,8 @@ def main() -> None:
     ap.add_argument("--flows", type=int, default=1_000_000)
     ap.add_argument("--policy", default="haircut", choices=["haircut", "fifo", "poison"])
     ap.add_argument("--ref-flows", type=int, default=200_000)
+    ap.add_argument("--workspace", type=Path, default=None,
+                    help="keep the big synthetic ledger here and reuse it if it exists")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-trace-"))
 
@@ -116,21 +124,24 @@ def main() -> None:
     build(small, args.ref_flows)
     ws, enc, seeds, _ = encode(small)
     sweep(enc, seeds, args.policy)
-    kernel_s, _, _ = sweep(enc, seeds, args.policy)
+    kernel_s, _, _, _ = sweep(enc, seeds, args.policy)
     from trace_reference import reference_trace
     ref = reference_trace(ws, ["0xtheft"], policy=args.policy)
     ws.close()
     ref_ratio = ref.sweep_seconds / max(kernel_s, 1e-9)
 
-    big = tmp / "big"
-    build(big, args.flows)
+    big = args.workspace or tmp / "big"
+    if not big.exists():
+        build(big, args.flows)
     ws, enc, seeds, build_s = encode(big)
-    seconds, grown, res = sweep(enc, seeds, args.policy)
+    seconds, cpu_s, grown, res = sweep(enc, seeds, args.policy)
     ws.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"trace policy={args.policy} flows={enc.n_flows} seconds={seconds:.3f} "
           f"flows_per_s={enc.n_flows / seconds:.0f} build_seconds={build_s:.2f} "
           f"peak_rss_mb={peak_mb:.0f} bytes_per_flow={grown / enc.n_flows:.1f} "
+          f"peak_bytes_per_flow={peak_mb * 2**20 / enc.n_flows:.0f} "
+          f"cpu_seconds={cpu_s:.3f} cpu_flows_per_s={enc.n_flows / cpu_s:.0f} "
           f"ledger_bytes_per_flow={enc.nbytes() / enc.n_flows:.0f} "
           f"edges={res.edge_index.size} ref_ratio={ref_ratio:.0f}")
 

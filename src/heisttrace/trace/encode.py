@@ -5,12 +5,17 @@ once, inside DuckDB: holdings (chain, address, asset) are dictionary-encoded to 
 become float64 whole units, label roles become a per-flow stop code, and the flows come back
 sorted by (time, chain, block, ordinal, tx_hash). The sweep then never touches a string.
 
-The encoded flows stay in the temp table `_trace_flows` (column `i` = position in the sweep)
-so the few flows that end up in the taint-flow graph can be joined back to their identity.
+The encoded flows stay in the narrow temp table `_trace_order` (column `i` = position in the
+sweep, `rid` = rowid in `flows`); the temp view `_trace_flows` joins them back to their
+identity for the few flows that end up in the seeds and the taint-flow graph. No wide copy of
+the ledger's strings is ever materialised.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import duckdb
@@ -38,6 +43,24 @@ CONVERSION_KINDS = ("swap", "bridge")
 # UTXO chains count in 1e-8 coins; EVM natives and tokens without metadata in 1e-18.
 UTXO_CHAINS = frozenset({"bitcoin", "litecoin", "dogecoin", "bitcoin_cash", "zcash"})
 DEFAULT_TOKEN_DECIMALS = 18
+
+# DuckDB's working memory while encoding; past it, the sort and hash tables spill to the
+# workspace's temp folder, so a 50M-flow ledger does not need its whole width in RAM.
+MEMORY_LIMIT = os.environ.get("HEISTTRACE_MEMORY_LIMIT", "2GB")
+
+
+@contextmanager
+def _duckdb_settings(con, **settings: str) -> Iterator[None]:
+    """Set DuckDB options for one stage and put the old values back afterwards."""
+    old = {k: con.execute(f"SELECT current_setting('{k}')").fetchone()[0]  # type: ignore[index]
+           for k in settings}
+    for k, v in settings.items():
+        con.execute(f"SET {k} = '{v}'")
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            con.execute(f"SET {k} = '{v}'")
 
 
 def bucket_name(code: int) -> str:
@@ -116,6 +139,11 @@ def encode_ledger(ws: Workspace, roles: pa.Table, until: int | None = None) -> E
 
     `roles` is `labels.roles.address_roles(...)`: chain, address, role, entity, category.
     """
+    with _duckdb_settings(ws.con, memory_limit=MEMORY_LIMIT, preserve_insertion_order="false"):
+        return _encode(ws, roles, until)
+
+
+def _encode(ws: Workspace, roles: pa.Table, until: int | None) -> EncodedLedger:
     con = ws.con
     con.register("_trace_roles", roles.select(["chain", "address", "role"]))
     con.register("_trace_dec", _decimals_table(ws))
@@ -135,19 +163,22 @@ def encode_ledger(ws: Workspace, roles: pa.Table, until: int | None = None) -> E
                     f" ANTI JOIN _trace_ignore {alias} ON {alias}.chain = f.{chain_col}"
                     f" AND {alias}.address = f.{addr_col}"
                 )
+        # The rows of the `ledger` view (flows minus superseded, same anti join) with the
+        # rowid of `flows`, so the sweep's table stays narrow and points back to the strings.
         where = "" if until is None else f"WHERE l.time <= {int(until)}"
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE _trace_kept AS
+        kept = f"""
             SELECT f.* FROM (
-                SELECT l.chain, l.block, l.time, l.ordinal, l.tx_hash, l.src, l.dst, l.asset,
-                       l.amount_out, l.amount_in, l.kind,
+                SELECT l.rowid AS rid, l.chain, l.block, l.time, l.ordinal, l.tx_hash, l.src,
+                       l.dst, l.asset, l.amount_out, l.amount_in, l.kind,
                        coalesce(l.dst_chain, l.chain) AS dchain,
                        coalesce(l.dst_asset, l.asset) AS dasset
-                FROM ledger l {where}
+                FROM flows l
+                ANTI JOIN superseded x
+                  ON x.chain = l.chain AND x.tx_hash = l.tx_hash AND x.ordinal = l.ordinal
+                {where}
             ) f {ignore_joins}
-            """
-        )
+        """
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _trace_kept AS {kept}")
         con.execute(
             """
             CREATE OR REPLACE TEMP TABLE _trace_holdings AS
@@ -161,12 +192,10 @@ def encode_ledger(ws: Workspace, roles: pa.Table, until: int | None = None) -> E
             f"WHEN r.role = '{role}' THEN {code}" for role, code in STOP_ROLES.items()
         )
         _run_checked(con, f"""
-            CREATE OR REPLACE TEMP TABLE _trace_flows AS
+            CREATE OR REPLACE TEMP TABLE _trace_order AS
             SELECT (row_number() OVER (ORDER BY k.time, k.chain, k.block, k.ordinal,
                                                  k.tx_hash) - 1)::BIGINT AS i,
-                   k.chain, k.block, k.time, k.ordinal, k.tx_hash, k.src, k.dst, k.asset,
-                   k.kind, k.dchain, k.dasset,
-                   hs.h AS s, hd.h AS d,
+                   k.rid, k.time, hs.h AS s, hd.h AS d,
                    CAST(k.amount_out AS DOUBLE) / so.scale AS a_out,
                    CAST(k.amount_in AS DOUBLE) / si.scale AS a_in,
                    (CASE WHEN k.dst = '{FEE_SINK}' THEN {FEES}
@@ -182,24 +211,34 @@ def encode_ledger(ws: Workspace, roles: pa.Table, until: int | None = None) -> E
             JOIN _trace_dec so ON so.chain = k.chain AND so.asset = k.asset
             JOIN _trace_dec si ON si.chain = k.dchain AND si.asset = k.dasset
             LEFT JOIN _trace_roles r ON r.chain = k.dchain AND r.address = k.dst
-            ORDER BY i
             """)
-        con.execute("DROP TABLE IF EXISTS _trace_kept")
-        cols = con.execute(
-            "SELECT s, d, a_out, a_in, time, stop FROM _trace_flows ORDER BY i"
-        ).fetch_arrow_table()
-        n_holdings = int(con.execute("SELECT count(*) FROM _trace_holdings").fetchone()[0])  # type: ignore[index]
+        con.execute("DROP VIEW IF EXISTS _trace_kept")
+        # The identity of each encoded flow, for seeds and the taint-flow graph (few rows).
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP VIEW _trace_flows AS
+            SELECT o.i, f.chain, f.block, o.time, f.ordinal, f.tx_hash, f.src, f.dst, f.asset,
+                   f.kind, coalesce(f.dst_chain, f.chain) AS dchain,
+                   coalesce(f.dst_asset, f.asset) AS dasset, o.s, o.d, o.a_out, o.a_in, o.stop
+            FROM _trace_order o JOIN flows f ON f.rowid = o.rid
+            """
+        )
+        n_flows = int(con.execute("SELECT count(*) FROM _trace_order").fetchone()[0])  # type: ignore[index]
+        enc = EncodedLedger(
+            src=np.empty(n_flows, np.int32), dst=np.empty(n_flows, np.int32),
+            amount_out=np.empty(n_flows), amount_in=np.empty(n_flows),
+            time=np.empty(n_flows, np.int64), stop=np.empty(n_flows, np.int8), n_holdings=0)
+        # fetched in storage order in batches and put in place by `i`: no sort, no full copy
+        reader = con.execute(
+            "SELECT i, s, d, a_out, a_in, time, stop FROM _trace_order"
+        ).fetch_record_batch(1 << 20)
+        for batch in reader:
+            i = batch.column(0).to_numpy()
+            for name, out in (("s", enc.src), ("d", enc.dst), ("a_out", enc.amount_out),
+                              ("a_in", enc.amount_in), ("time", enc.time), ("stop", enc.stop)):
+                out[i] = batch.column(name).to_numpy()
+        enc.n_holdings = int(con.execute("SELECT count(*) FROM _trace_holdings").fetchone()[0])  # type: ignore[index]
     finally:
         con.unregister("_trace_roles")
         con.unregister("_trace_dec")
-
-    def arr(name: str, dtype: type) -> np.ndarray:
-        return np.ascontiguousarray(cols.column(name).to_numpy(), dtype=dtype)
-
-    enc = EncodedLedger(
-        src=arr("s", np.int32), dst=arr("d", np.int32), amount_out=arr("a_out", np.float64),
-        amount_in=arr("a_in", np.float64), time=arr("time", np.int64),
-        stop=arr("stop", np.int8), n_holdings=n_holdings,
-    )
-    del cols
     return enc

@@ -76,7 +76,9 @@ def sweep_haircut(src, dst, aout, ain, time, stop, seed_idx, ev_pos, ev_h, ev_ti
     """Haircut (and poison, which moves origin units the same way). See the module doc."""
     n = src.shape[0]
     H = n_holdings
-    st = np.zeros((H, 4))  # B, T, O on one cache line per holding
+    bal_ = np.zeros(H)  # B per holding
+    tnt = np.zeros((H, 2))  # T, O per holding
+    dirty = np.zeros(H, np.int8)  # 0: T and O are surely 0 (small, so it stays in cache)
     sink = np.zeros((H, 2))
     sink_code = np.zeros(H, np.int8)
     first = np.full(H, -1, np.int64)
@@ -96,7 +98,7 @@ def sweep_haircut(src, dst, aout, ain, time, stop, seed_idx, ev_pos, ev_h, ev_ti
     for i in range(n + 1):
         while ke < nev and ev_pos[ke] <= i:
             h = ev_h[ke]
-            fresh = st[h, 0] - st[h, 1]
+            fresh = bal_[h] - tnt[h, 0]
             if fresh > 0.0:
                 v = fresh * price[h]
                 stolen += v
@@ -104,8 +106,9 @@ def sweep_haircut(src, dst, aout, ain, time, stop, seed_idx, ev_pos, ev_h, ev_ti
                     sink[h, 0] += fresh
                     sink[h, 1] += v
                 else:
-                    st[h, 1] = st[h, 0]
-                    st[h, 2] += v
+                    tnt[h, 0] = bal_[h]
+                    tnt[h, 1] += v
+                    dirty[h] = 1
                 if first[h] < 0:
                     first[h] = ev_time[ke]
                 last[h] = ev_time[ke]
@@ -119,26 +122,37 @@ def sweep_haircut(src, dst, aout, ain, time, stop, seed_idx, ev_pos, ev_h, ev_ti
         d = dst[i]
         a = aout[i]
         b = ain[i]
+        if (not poison and dirty[s] == 0
+                and (ks == nseed or seed_idx[ks] > i)):
+            # fast path, most flows: a clean source moves only balances
+            if a > 0.0:
+                bal = bal_[s]
+                bal_[s] = bal - a if a < bal * (1.0 - SNAP) else 0.0
+                bal_[d] += b
+            elif b > 0.0:
+                bal_[d] += b
+            continue
         c = 0.0
         o = 0.0
         if a > 0.0:
-            bal = st[s, 0]
+            bal = bal_[s]
             if a >= bal * (1.0 - SNAP):
-                c = st[s, 1]
-                o = st[s, 2]
-                st[s, 0] = 0.0
-                st[s, 1] = 0.0
-                st[s, 2] = 0.0
+                c = tnt[s, 0]
+                o = tnt[s, 1]
+                bal_[s] = 0.0
+                tnt[s, 0] = 0.0
+                tnt[s, 1] = 0.0
+                dirty[s] = 0
             else:
-                t = st[s, 1]
-                og = st[s, 2]
+                t = tnt[s, 0]
+                og = tnt[s, 1]
                 if t != 0.0 or og != 0.0:
                     f = a / bal
                     c = t * f
                     o = og * f
-                    st[s, 1] = t - c
-                    st[s, 2] = og - o
-                st[s, 0] = bal - a
+                    tnt[s, 0] = t - c
+                    tnt[s, 1] = og - o
+                bal_[s] = bal - a
         elif b <= 0.0:
             continue  # zero-value flows carry nothing (address poisoning, spam)
         cin = c * (b / a) if a > 0.0 else 0.0
@@ -154,7 +168,7 @@ def sweep_haircut(src, dst, aout, ain, time, stop, seed_idx, ev_pos, ev_h, ev_ti
                 stolen += v
                 o += v
                 cin = b
-        st[d, 0] += b
+        bal_[d] += b
         poisoned = False
         nh = 0
         if poison:
@@ -188,11 +202,15 @@ def sweep_haircut(src, dst, aout, ain, time, stop, seed_idx, ev_pos, ev_h, ev_ti
                 sink[d, 1] += o
                 sink_code[d] = code
             else:
-                st[d, 1] += cin
-                st[d, 2] += o
+                tnt[d, 0] += cin
+                tnt[d, 1] += o
+                dirty[d] = 1
             if first[d] < 0:
                 first[d] = time[i]
             last[d] = time[i]
+    st = np.zeros((H, 4))
+    st[:, 0] = bal_
+    st[:, 1:3] = tnt
     return (st, sink, sink_code, first, last, e_idx[:ne].copy(), e_t[:ne].copy(),
             e_o[:ne].copy(), stolen, pois, hop)
 
@@ -280,6 +298,15 @@ def sweep_fifo(src, dst, aout, ain, time, stop, seed_idx, ev_pos, ev_h, ev_time,
         a = aout[i]
         b = ain[i]
         if a <= 0.0 and b <= 0.0:
+            continue
+        if ((a <= 0.0 or head[s] < 0) and (head[d] < 0 or stop[i] != 0)
+                and (ks == nseed or seed_idx[ks] > i)):
+            # fast path, most flows: all clean from an all-clean source into a holding
+            # without a queue (or a stopping one): only the balances change
+            if a > 0.0:
+                B = bal[s]
+                bal[s] = B - a if a < B * (1.0 - SNAP) else 0.0
+            bal[d] += b
             continue
         # -- take pieces out of the source, oldest first
         np_ = 0

@@ -177,7 +177,9 @@ def run_trace(
         )
         timings["store"] = _time.perf_counter() - t0
     finally:
-        for table in ("_trace_flows", "_trace_holdings", "_trace_ignore", "_trace_kept"):
+        for view in ("_trace_flows", "_trace_kept"):
+            ws.con.execute(f"DROP VIEW IF EXISTS {view}")
+        for table in ("_trace_order", "_trace_holdings", "_trace_ignore"):
             ws.con.execute(f"DROP TABLE IF EXISTS {table}")
     return TraceResult(
         case=case, policy=policy, seeds=[s.text for s in seed_list], stolen=res.stolen,
