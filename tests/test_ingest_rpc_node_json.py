@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared_data import ETL_FIXTURES
+from heisttrace.sources import etl_columns as cols
 from heisttrace.sources import node_json as nj
 from test_ingest_rpc_replay import replay_client
 
@@ -38,8 +39,8 @@ def test_blocks_and_transactions_match_etl(case: str, blocks: list[int]) -> None
     txs_out = [t for b in answers for t in nj.transaction_rows(b)]
     expected_blocks = read_csv(folder / "expected_blocks.csv")
     expected_txs = read_csv(folder / "expected_transactions.csv")
-    assert as_csv(blocks_out, nj.BLOCK_COLUMNS) == expected_blocks
-    assert as_csv(txs_out, nj.TRANSACTION_COLUMNS) == expected_txs
+    assert as_csv(blocks_out, cols.BLOCK_COLUMNS) == expected_blocks
+    assert as_csv(txs_out, cols.TRANSACTION_COLUMNS) == expected_txs
 
 
 def test_receipts_and_logs_match_etl() -> None:
@@ -49,12 +50,12 @@ def test_receipts_and_logs_match_etl() -> None:
     with replay_client(folder) as client:
         answers = client.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
     receipts = [nj.receipt_row(r) for r in answers]
-    assert as_csv(receipts, nj.RECEIPT_COLUMNS) == [
-        {c: r[c] for c in nj.RECEIPT_COLUMNS} for r in expected
+    assert as_csv(receipts, cols.RECEIPT_COLUMNS) == [
+        {c: r[c] for c in cols.RECEIPT_COLUMNS} for r in expected
     ]
     logs = sorted((log for r in answers for log in nj.log_rows(r)), key=lambda r: int(r["log_index"]))
     expected_logs = read_csv(folder / "expected_logs.csv")
-    assert as_csv(logs, nj.LOG_COLUMNS) == expected_logs
+    assert as_csv(logs, cols.LOG_COLUMNS) == expected_logs
     # Those are all ERC-20 transfers: each log becomes one transfer with the data word as value.
     transfers = nj.token_transfer_rows(logs)
     assert len(transfers) == len(expected_logs)
@@ -65,7 +66,7 @@ def test_receipts_and_logs_match_etl() -> None:
 def test_token_transfers_match_etl() -> None:
     folder = RES / "test_extract_token_transfers_job" / "logs"
     transfers = nj.token_transfer_rows(read_csv(folder / "logs.csv"))
-    assert as_csv(transfers, nj.TOKEN_TRANSFER_COLUMNS) == read_csv(folder / "expected_token_transfers.csv")
+    assert as_csv(transfers, cols.TOKEN_TRANSFER_COLUMNS) == read_csv(folder / "expected_token_transfers.csv")
 
 
 def test_token_transfers_from_filter_logs_match_etl() -> None:
@@ -73,7 +74,7 @@ def test_token_transfers_from_filter_logs_match_etl() -> None:
     raw = json.loads((folder / "web3_response.eth_getFilterLogs_0x0.json").read_text())["result"]
     logs = nj.log_rows({"logs": raw})
     transfers = nj.token_transfer_rows(logs)
-    assert as_csv(transfers, nj.TOKEN_TRANSFER_COLUMNS) == read_csv(folder / "expected_token_transfers.csv")
+    assert as_csv(transfers, cols.TOKEN_TRANSFER_COLUMNS) == read_csv(folder / "expected_token_transfers.csv")
 
 
 def test_erc721_and_malformed_transfers_are_skipped() -> None:
@@ -101,7 +102,7 @@ def test_parity_traces_match_etl(case: str) -> None:
     path = next(folder.glob("web3_response.trace_block_*.json"))
     traces = json.loads(path.read_text())["result"]
     rows = nj.parity_trace_rows(traces)
-    assert as_csv(rows, nj.TRACE_COLUMNS) == read_csv(folder / "expected_traces.csv")
+    assert as_csv(rows, cols.TRACE_COLUMNS) == read_csv(folder / "expected_traces.csv")
 
 
 # etl's geth path leaves these empty (old geth gave no txHash, and it computes no status or
@@ -118,9 +119,9 @@ def test_geth_traces_match_etl_and_parity(case: str) -> None:
     parity = read_csv(RES / "test_export_traces_job" / case / "expected_traces.csv")
     parity_tx = [r for r in parity if r["trace_type"] != "reward"]
     hashes = list(dict.fromkeys(r["transaction_hash"] for r in parity_tx))
-    rows = as_csv(nj.geth_trace_rows(block, frames, hashes), nj.TRACE_COLUMNS)
+    rows = as_csv(nj.geth_trace_rows(block, frames, hashes), cols.TRACE_COLUMNS)
     expected = read_csv(folder / "expected_traces.csv")
-    keep = [c for c in nj.TRACE_COLUMNS if c not in _FILLED]
+    keep = [c for c in cols.TRACE_COLUMNS if c not in _FILLED]
     assert [{c: r[c] for c in keep} for r in rows] == [{c: r[c] for c in keep} for r in expected]
     assert [{c: r[c] for c in _FILLED} for r in rows] == [{c: r[c] for c in _FILLED} for r in parity_tx]
 
@@ -143,8 +144,8 @@ def test_geth_status_propagates_to_children_of_a_failed_frame() -> None:
 
 
 def test_to_table_is_all_strings_in_etl_order() -> None:
-    table = nj.to_table([{"value": "1", "hash": "0xa"}], nj.TRANSACTION_COLUMNS)
-    assert table.column_names == nj.TRANSACTION_COLUMNS
+    table = nj.to_table([{"value": "1", "hash": "0xa"}], cols.TRANSACTION_COLUMNS)
+    assert table.column_names == cols.TRANSACTION_COLUMNS
     assert all(str(t) == "string" for t in table.schema.types)
     assert table.column("gas").to_pylist() == [None]
 

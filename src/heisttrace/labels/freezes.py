@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from heisttrace.labels.store import LABEL_SCHEMA, replace_labels
 from heisttrace.ledger.schema import FLOW_SCHEMA, LOG_BASE, TX_STRIDE
 from heisttrace.ledger.workspace import Workspace
 
@@ -81,16 +82,17 @@ def detect_freezes(ws: Workspace) -> FreezeReport:
                 "kind": "token", "dst_chain": None, "dst_asset": None,
             }
         )
-    with ws.transaction() as tx:
+    issuers = sorted({(c, v[1]) for (c, _, _), v in active.items()})
+    sinks = pa.Table.from_pylist(
+        [{"chain": chain, "address": sink_address(issuer),
+          "entity": f"{ISSUER_NAMES[issuer]} (frozen)", "category": "frozen", "source": SOURCE,
+          "confidence": 100, "actor": None, "heuristic": False,
+          "evidence": "token blacklist events"} for chain, issuer in issuers],
+        schema=LABEL_SCHEMA,
+    )
+    with ws.transaction():
         added = ws.add_flows(pa.Table.from_pylist(rows, schema=FLOW_SCHEMA)) if rows else 0
-        tx.execute("DELETE FROM labels WHERE source = ?", [SOURCE])
-        for chain, issuer in sorted({(c, v[1]) for (c, _, _), v in active.items()}):
-            tx.execute(
-                "INSERT INTO labels (chain, address, entity, category, source, confidence,"
-                " heuristic, evidence) VALUES (?, ?, ?, 'frozen', ?, 100, false, ?)",
-                [chain, sink_address(issuer), f"{ISSUER_NAMES[issuer]} (frozen)", SOURCE,
-                 "token blacklist events"],
-            )
+        replace_labels(ws, SOURCE, sinks)
     return FreezeReport(freezes=len(rows), flows_added=added, lifted=lifted)
 
 

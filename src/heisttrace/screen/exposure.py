@@ -22,7 +22,7 @@ import numpy as np
 from heisttrace.ledger.schema import FEE_SINK
 from heisttrace.ledger.workspace import Workspace
 from heisttrace.screen.addresses import normalize
-from heisttrace.trace.encode import _decimals_table  # same whole-unit scaling as the trace
+from heisttrace.trace.encode import decimals_table  # the trace's whole-unit scaling
 
 MAX_HOPS = 3  # indirect exposure further out than this is noise
 FRONTIER = 500  # addresses followed back per hop, most-received first
@@ -139,7 +139,7 @@ class CaseIndex:
         self.created_at, self.origin_unit, self.min_taint, seeds = meta
         self.seeds = list(seeds or [])
         con = ws.con
-        con.register("_screen_scale", _decimals_table(ws))
+        con.register("_screen_scale", decimals_table(ws))
         try:
             tbl = con.execute(_INDEX_SQL, {"case": case}).fetch_arrow_table()
         finally:

@@ -18,47 +18,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-BLOCKS = [
-    "number", "hash", "parent_hash", "nonce", "sha3_uncles", "logs_bloom", "transactions_root",
-    "state_root", "receipts_root", "miner", "difficulty", "total_difficulty", "size",
-    "extra_data", "gas_limit", "gas_used", "timestamp", "transaction_count",
-    "base_fee_per_gas", "withdrawals_root", "withdrawals",
-]
-TRANSACTIONS = [
-    "hash", "nonce", "block_hash", "block_number", "transaction_index", "from_address",
-    "to_address", "value", "gas", "gas_price", "input", "block_timestamp", "max_fee_per_gas",
-    "max_priority_fee_per_gas", "transaction_type",
-    "receipt_cumulative_gas_used", "receipt_gas_used", "receipt_contract_address",
-    "receipt_root", "receipt_status", "receipt_effective_gas_price",
-]
-RECEIPTS = [
-    "transaction_hash", "transaction_index", "block_hash", "block_number",
-    "cumulative_gas_used", "gas_used", "contract_address", "root", "status",
-    "effective_gas_price", "l1_fee", "l1_gas_used", "l1_gas_price", "l1_fee_scalar",
-]
-TOKEN_TRANSFERS = [
-    "token_address", "from_address", "to_address", "value", "transaction_hash", "log_index",
-    "block_number",
-]
-TRACES = [
-    "block_number", "transaction_hash", "transaction_index", "from_address", "to_address",
-    "value", "input", "output", "trace_type", "call_type", "reward_type", "gas", "gas_used",
-    "subtraces", "trace_address", "error", "status", "trace_id",
-]
-LOGS = [
-    "log_index", "transaction_hash", "transaction_index", "block_hash", "block_number",
-    "address", "data", "topics",
-]
-TOKENS = ["address", "symbol", "name", "decimals", "total_supply", "block_number"]
+from heisttrace.sources.etl_columns import (
+    BLOCK_COLUMNS, LOG_COLUMNS, RECEIPT_COLUMNS, RECEIPT_ENRICHED_COLUMNS, RECEIPT_L1_COLUMNS,
+    TOKEN_COLUMNS, TOKEN_TRANSFER_COLUMNS, TRACE_COLUMNS, TRANSACTION_COLUMNS,
+)
 
+# The files written, each with ethereum-etl's exact header (transactions as the streaming
+# export enriches them with their receipts).
 FILES: dict[str, list[str]] = {
-    "blocks": BLOCKS,
-    "transactions": TRANSACTIONS,
-    "receipts": RECEIPTS,
-    "token_transfers": TOKEN_TRANSFERS,
-    "traces": TRACES,
-    "logs": LOGS,
-    "tokens": TOKENS,
+    "blocks": BLOCK_COLUMNS,
+    "transactions": TRANSACTION_COLUMNS + RECEIPT_ENRICHED_COLUMNS,
+    "receipts": RECEIPT_COLUMNS + RECEIPT_L1_COLUMNS,
+    "token_transfers": TOKEN_TRANSFER_COLUMNS,
+    "traces": TRACE_COLUMNS,
+    "logs": LOG_COLUMNS,
+    "tokens": TOKEN_COLUMNS,
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from heisttrace.errors import HeisttraceError, InputError
 from heisttrace.ledger.workspace import Workspace
+from heisttrace.sources import etl_columns as cols
 from heisttrace.sources import node_json as nj
 from heisttrace.sources.evm import EvmBatch, store_batch
 from heisttrace.sources.tokens import store_tokens
@@ -125,14 +126,14 @@ def ingest_rpc(
                 f"the node's chain ends at block {head}; cannot ingest up to {to_block}",
                 file=url, block=to_block,
             )
-        fetcher = _Fetcher(rpc, trace_method)
+        fetcher = BlockFetcher(rpc, trace_method)
         report.first_fetched = start
         total = to_block - start + 1
         for window_start in range(start, to_block + 1, batch_blocks):
             window_end = min(to_block, window_start + batch_blocks - 1)
             try:
                 batch, n_txs = fetcher.window(window_start, window_end)
-                tokens = _new_tokens(ws, rpc, chain, batch)
+                tokens = fetch_new_tokens(ws, rpc, chain, batch)
             except RpcError as exc:
                 done_to = report.checkpoint if report.checkpoint is not None else done
                 raise HeisttraceError(
@@ -142,7 +143,7 @@ def ingest_rpc(
                 ) from exc
             with ws.transaction():
                 added = store_batch(ws, batch, chain)
-                new_tokens = _store_tokens(ws, chain, tokens)
+                new_tokens = store_token_infos(ws, chain, tokens)
                 # A --restart over an earlier range must not pull the checkpoint back.
                 ws.set_checkpoint(name, str(max(window_end, int(done) if done else -1)))
                 ws.record_import("rpc", f"{url} {chain} blocks {window_start}-{window_end}", added)
@@ -162,7 +163,7 @@ def ingest_rpc(
     return report
 
 
-class _Fetcher:
+class BlockFetcher:
     """Fetches one window of blocks and reshapes it; remembers what the node supports."""
 
     def __init__(self, rpc: RpcClient, trace_method: str) -> None:
@@ -194,15 +195,15 @@ class _Fetcher:
         logs = [log for r in raw_receipts for log in nj.log_rows(r)]
         traces = self._traces(numbers, raw_blocks)
         batch = EvmBatch(
-            blocks=nj.to_table(blocks, nj.BLOCK_COLUMNS),
+            blocks=nj.to_table(blocks, cols.BLOCK_COLUMNS),
             transactions=nj.to_table(
                 nj.enrich_transactions(txs, receipts),
-                nj.TRANSACTION_COLUMNS + nj.RECEIPT_ENRICHED_COLUMNS,
+                cols.TRANSACTION_COLUMNS + cols.RECEIPT_ENRICHED_COLUMNS,
             ),
-            receipts=nj.to_table(receipts, nj.RECEIPT_COLUMNS),
-            logs=nj.to_table(logs, nj.LOG_COLUMNS),
-            token_transfers=nj.to_table(nj.token_transfer_rows(logs), nj.TOKEN_TRANSFER_COLUMNS),
-            traces=None if traces is None else nj.to_table(traces, nj.TRACE_COLUMNS),
+            receipts=nj.to_table(receipts, cols.RECEIPT_COLUMNS),
+            logs=nj.to_table(logs, cols.LOG_COLUMNS),
+            token_transfers=nj.to_table(nj.token_transfer_rows(logs), cols.TOKEN_TRANSFER_COLUMNS),
+            traces=None if traces is None else nj.to_table(traces, cols.TRACE_COLUMNS),
         )
         where = f"{self.rpc.url} blocks {first}-{last}"
         batch.origin = {name: f"{where} ({name})" for name in
@@ -337,7 +338,8 @@ def fetch_token_info(rpc: RpcClient, addresses: list[str]) -> list[TokenInfo]:
     return out
 
 
-def _new_tokens(ws: Workspace, rpc: RpcClient, chain: str, batch: EvmBatch) -> list[TokenInfo]:
+def fetch_new_tokens(ws: Workspace, rpc: RpcClient, chain: str, batch: EvmBatch) -> list[TokenInfo]:
+    """Ask the node about token contracts of this batch the workspace has no metadata for."""
     if batch.token_transfers is None or batch.token_transfers.num_rows == 0:
         return []
     seen = sorted(set(batch.token_transfers.column("token_address").to_pylist()) - {None})
@@ -355,7 +357,7 @@ def _new_tokens(ws: Workspace, rpc: RpcClient, chain: str, batch: EvmBatch) -> l
     return fetch_token_info(rpc, todo) if todo else []
 
 
-def _store_tokens(ws: Workspace, chain: str, tokens: list[TokenInfo]) -> int:
+def store_token_infos(ws: Workspace, chain: str, tokens: list[TokenInfo]) -> int:
     """Upsert through the shared token store, which never blanks a known value."""
     rows = [{"address": t.address, "symbol": t.symbol, "name": t.name, "decimals": t.decimals}
             for t in tokens]

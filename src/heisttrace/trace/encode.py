@@ -95,7 +95,7 @@ class EncodedLedger:
                                       self.time, self.stop))
 
 
-def _decimals_table(ws: Workspace) -> pa.Table:
+def decimals_table(ws: Workspace) -> pa.Table:
     """10**decimals for every (chain, asset) appearing in the ledger, as a join table."""
     assets = ws.con.execute(
         """
@@ -146,7 +146,7 @@ def encode_ledger(ws: Workspace, roles: pa.Table, until: int | None = None) -> E
 def _encode(ws: Workspace, roles: pa.Table, until: int | None) -> EncodedLedger:
     con = ws.con
     con.register("_trace_roles", roles.select(["chain", "address", "role"]))
-    con.register("_trace_dec", _decimals_table(ws))
+    con.register("_trace_dec", decimals_table(ws))
     try:
         has_ignore = bool(con.execute(
             "SELECT count(*) FROM _trace_roles WHERE role = 'ignore'").fetchone()[0])  # type: ignore[index]

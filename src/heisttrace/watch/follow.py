@@ -20,15 +20,14 @@ from typing import Any
 
 from heisttrace.errors import HeisttraceError
 from heisttrace.labels.roles import address_roles
+from heisttrace.ledger.schema import FLOW_COLUMNS
 from heisttrace.ledger.workspace import Workspace
-from heisttrace.sources.rpc import _Fetcher, _new_tokens, _store_tokens, checkpoint_name
 from heisttrace.sources.evm import store_batch
+from heisttrace.sources.rpc import BlockFetcher, checkpoint_name, fetch_new_tokens, store_token_infos
 from heisttrace.sources.rpc_client import RpcClient, RpcError
 from heisttrace.watch import state as S
 from heisttrace.watch.alerts import Deliverer
 
-_FLOW_COLS = ("chain", "block", "time", "ordinal", "tx_hash", "src", "dst", "asset",
-              "amount_out", "amount_in", "kind", "dst_chain", "dst_asset")
 
 
 def watch_checkpoint(chain: str) -> str:
@@ -58,7 +57,7 @@ class Watcher:
         self.batch_blocks = batch_blocks
         self.log = log or (lambda msg: None)
         self.rpc = RpcClient(url, retries=retries, backoff=backoff, timeout=30.0)
-        self.fetcher = _Fetcher(self.rpc, trace_method)
+        self.fetcher = BlockFetcher(self.rpc, trace_method)
         self.deliverer = deliverer
         self.stats = WatchStats()
         S.ensure_tables(ws)
@@ -162,7 +161,7 @@ class Watcher:
             if blocks and blocks[0]["parent_hash"] != self._stored_hash(last) \
                     and self._stored_hash(last) is not None:
                 return 0  # the chain moved under us; the next pass sees the reorg
-            tokens = _new_tokens(self.ws, self.rpc, self.chain, batch)
+            tokens = fetch_new_tokens(self.ws, self.rpc, self.chain, batch)
             self._commit(batch, tokens, blocks, first, end)
         if self.deliverer is not None:
             self.deliverer.deliver(head)
@@ -178,15 +177,15 @@ class Watcher:
         n_alerts = 0
         with ws.transaction():
             store_batch(ws, batch, self.chain)
-            _store_tokens(ws, self.chain, tokens)
+            store_token_infos(ws, self.chain, tokens)
             for b in blocks:
                 ws.con.execute("INSERT OR REPLACE INTO watch_blocks VALUES (?, ?, ?, ?)",
                                [self.chain, int(b["number"]), b["hash"], b["parent_hash"]])
             rows = ws.con.execute(
-                f"SELECT {', '.join(_FLOW_COLS)} FROM ledger WHERE chain = ? AND block "
+                f"SELECT {', '.join(FLOW_COLUMNS)} FROM ledger WHERE chain = ? AND block "
                 "BETWEEN ? AND ? ORDER BY block, ordinal, tx_hash",
                 [self.chain, first, end]).fetchall()
-            flows = [dict(zip(_FLOW_COLS, r)) for r in rows]
+            flows = [dict(zip(FLOW_COLUMNS, r)) for r in rows]
             by_block: dict[int, list[dict[str, Any]]] = {}
             for f in flows:
                 by_block.setdefault(int(f["block"]), []).append(f)
