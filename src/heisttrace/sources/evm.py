@@ -174,12 +174,21 @@ def prepare(
     relations: dict[str, str],
     origin: dict[str, str] | None = None,
     materialize: bool = False,
+    fast: bool = False,
+    stream: frozenset[str] = frozenset(),
 ) -> Prepared:
     """Check columns and values of each relation and expose normalised views `_ht<n>_<table>`.
 
     `relations` maps table name (TABLES) to a relation name already known to `con` (a
     registered Arrow table or a view over read_csv). With `materialize`, the normalised rows
     are copied once into temp tables, so a CSV is parsed once and not at every later query.
+
+    With `fast`, values are not counted and located up front: every row passes a guard that
+    aborts the statement reading it with `BAD_VALUE_MARK` (the caller then rolls back and calls
+    `prepare` again without `fast`, whose check names file, line and field). The guard accepts
+    exactly what the precise check accepts, only cheaper (see `_fast_ok`). Tables named in
+    `stream` stay views (read once, by the statement that maps them, never copied); the others
+    are copied into temp tables because the mapping reads them more than once.
     """
     origin = origin or {}
     tag = f"_ht{next(_counter)}"
@@ -212,6 +221,20 @@ def prepare(
             view = f"{tag}_{table}"
             body = f"SELECT {', '.join(select)} FROM {rel}"
             checks = _checks(rules, present)
+            if fast:
+                ok = " AND ".join(_fast_ok(col, kind, required) for col, kind, required, _c
+                                  in checks) or "true"
+                guarded = (f"SELECT * FROM ({body}) WHERE CASE WHEN {ok} THEN true "
+                           f"ELSE error('{BAD_VALUE_MARK}') END")
+                if table in stream:
+                    con.execute(f"CREATE TEMP VIEW {view} AS {guarded}")
+                    prep.cleanup.append(f"DROP VIEW IF EXISTS {view}")
+                else:
+                    con.execute(f"CREATE TEMP TABLE {view} AS {guarded}")
+                    prep.cleanup.append(f"DROP TABLE IF EXISTS {view}")
+                prep.views[table] = view
+                prep.present[table] = present
+                continue
             if materialize:
                 # The check runs in the same pass that copies the rows (one scan, not two);
                 # `_bad` marks rows for the error path, which re-checks them column by column.
@@ -251,6 +274,28 @@ def _checks(
             continue
         checks.append((col, kind, required, cond))
     return checks
+
+
+# Marks the error() a fast guard raises; the caller rolls back and re-checks precisely.
+BAD_VALUE_MARK = "heisttrace: value failed the fast check"
+
+
+def _fast_ok(col: str, kind: str, required: bool) -> str:
+    """True when a value is fine: the same verdict as `_checks`, at a lower price.
+
+    Decimal integers that fit 64 bits (almost every index, block number, gas figure and most
+    amounts) pass a round trip through UBIGINT, far cheaper than a regex; only the rest (wider
+    amounts, leading zeros, bad values) meet the regex. A value passes the round trip only if
+    it is the canonical text of a UBIGINT, i.e. digits only, so nothing bad gets through.
+    """
+    if kind == UINT:
+        ok = (f"(CAST(TRY_CAST({col} AS UBIGINT) AS VARCHAR) = {col} OR "
+              f"regexp_full_match({col}, '^[0-9]+$'))")
+    elif kind:
+        ok = _CHECKS[kind].format(c=col)
+    else:
+        return f"{col} IS NOT NULL"
+    return f"({col} IS NULL OR {ok})" if not required else f"coalesce({ok}, false)"
 
 
 def _validate(
@@ -663,7 +708,7 @@ class Recheck(Exception):
     """
 
 
-_MISSING_MARK = "heisttrace: flow without time or transaction index"
+MISSING_MARK = "heisttrace: flow without time or transaction index"
 
 
 def store_prepared(
@@ -713,11 +758,11 @@ def _store_flows_first(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: st
     try:
         con.execute(
             f"INSERT INTO flows SELECT {cols} FROM ({flows_sql(prep, chain)}) "
-            f"WHERE CASE WHEN _miss_time OR _miss_txi THEN error('{_MISSING_MARK}') "
+            f"WHERE CASE WHEN _miss_time OR _miss_txi THEN error('{MISSING_MARK}') "
             "ELSE true END"
         )
     except duckdb.Error as exc:
-        if _MISSING_MARK in str(exc):
+        if MISSING_MARK in str(exc):
             raise Recheck() from exc
         raise
     seen, keys = con.execute(
