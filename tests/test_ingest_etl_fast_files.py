@@ -132,3 +132,8 @@ def test_repeated_key_check(tmp_path: Path) -> None:
                        "'ethereum'")
         assert evm._has_repeated_key(ws.con, "ethereum")
         assert not evm._has_repeated_key(ws.con, "other")
+        # Past the numpy limit DuckDB counts (within its memory limit): same verdicts.
+        assert evm._has_repeated_key(ws.con, "ethereum", numpy_max=1)
+        assert not evm._has_repeated_key(ws.con, "other", numpy_max=0)
+        ws.con.execute("DELETE FROM flows WHERE chain = 'ethereum' AND ordinal = 6")
+        assert not evm._has_repeated_key(ws.con, "ethereum", numpy_max=0)

@@ -769,14 +769,27 @@ def _store_flows_first(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: st
     return True
 
 
-def _has_repeated_key(con: duckdb.DuckDBPyConnection, chain: str) -> bool:
+# Up to this many flows the repeated-key check sorts their hashes in numpy (8 bytes a flow in
+# RAM); above it DuckDB counts them, within its memory limit, spilling to disk.
+NUMPY_KEY_CHECK_MAX = 16_000_000
+
+
+def _has_repeated_key(con: duckdb.DuckDBPyConnection, chain: str,
+                      numpy_max: int | None = None) -> bool:
     """Whether two flows of `chain` share a 64-bit hash of (tx_hash, ordinal).
 
     Sorting the hashes in numpy and comparing neighbours measured about twice as fast as
-    DuckDB's count(DISTINCT ...) hash aggregate (6M flows: ~1 s CPU against ~2.3 s), and takes
-    8 bytes a flow. A hash collision between different keys only sends the caller down the
-    checked path, which is exact.
+    DuckDB's count(DISTINCT ...) hash aggregate (6M flows: ~1 s CPU against ~2.3 s), but holds
+    8 bytes a flow in RAM, so only up to NUMPY_KEY_CHECK_MAX flows. A hash collision between
+    different keys only sends the caller down the checked path, which is exact.
     """
+    limit = NUMPY_KEY_CHECK_MAX if numpy_max is None else numpy_max
+    n = int(con.execute("SELECT count(*) FROM flows WHERE chain = ?", [chain]).fetchone()[0])  # type: ignore[index]
+    if n > limit:
+        distinct = con.execute(
+            "SELECT count(DISTINCT hash(tx_hash, ordinal)) FROM flows WHERE chain = ?", [chain]
+        ).fetchone()[0]  # type: ignore[index]
+        return int(distinct) != n
     h = con.execute(
         "SELECT hash(tx_hash, ordinal) AS h FROM flows WHERE chain = ?", [chain]
     ).fetchnumpy()["h"]
