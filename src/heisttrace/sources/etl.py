@@ -4,6 +4,12 @@ DuckDB reads each CSV once, every column as text (the mapping checks and convert
 itself, so a bad cell becomes an error naming file, line and field, not a silent NULL), and
 the whole import is one transaction: it lands whole or not at all. Large exports stay within
 memory because DuckDB spills its hash tables and temp tables to disk past `memory_limit`.
+
+The happy path is one guarded pass: every row meets a check that aborts the statement on a
+bad value, token_transfers.csv streams from the file straight into the flows insert (the
+smaller tables the mapping reads several times are copied to temp tables once), and a
+chain's first import skips the anti-join against existing flows. Only when a guard fires
+does a second, precise pass run (after the rollback) to name file, line and field.
 """
 
 from __future__ import annotations
