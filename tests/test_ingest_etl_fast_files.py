@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from heisttrace.errors import InputError
 from heisttrace.ledger import Workspace, open_workspace
@@ -137,3 +139,42 @@ def test_repeated_key_check(tmp_path: Path) -> None:
         assert not evm._has_repeated_key(ws.con, "other", numpy_max=0)
         ws.con.execute("DELETE FROM flows WHERE chain = 'ethereum' AND ordinal = 6")
         assert not evm._has_repeated_key(ws.con, "ethereum", numpy_max=0)
+
+
+_TRICKY = ["0x" + "ab" * 20, "0X" + "AB" * 20, "0x" + "ab" * 19 + "a", "0x" + "ab" * 20 + "0",
+           "0x" + "ab" * 19 + "zz", "0x" + "ab" * 19 + "é", "0x" + "ab" * 19 + "K0",
+           " 0x" + "ab" * 20, "0x" + "ab" * 32, "0x" + "AB" * 32, "0x" + "ab" * 31 + "g0",
+           "12", "0012", "-1", "+1", "1.0", "1e3", "0x10", "1_000", " 5", "", None]
+
+
+def _verdicts(values: list[str | None], kind: str, required: bool) -> list[tuple]:
+    """(fast guard, precise check) per value, both on the view's normalised value."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE raw (c VARCHAR)")
+    con.executemany("INSERT INTO raw VALUES (?)", [[v] for v in values])
+    norm = "lower(nullif(c, ''))" if kind in (evm.ADDRESS, evm.HASH) else "nullif(c, '')"
+    (_, _, _, precise), = evm._checks([("c", kind, required)], {"c"})
+    fast = evm._fast_ok("c", kind, required)
+    return con.execute(
+        f"SELECT c, {fast}, {precise} FROM (SELECT {norm} AS c FROM raw) ORDER BY ALL"
+    ).fetchall()
+
+
+@pytest.mark.parametrize("kind", [evm.ADDRESS, evm.HASH, evm.UINT])
+@pytest.mark.parametrize("required", [True, False])
+def test_fast_guard_gives_the_precise_verdict(kind: str, required: bool) -> None:
+    rows = _verdicts(_TRICKY, kind, required)
+    assert [r for r in rows if bool(r[1]) != bool(r[2])] == []
+    assert any(r[2] for r in rows) and not all(r[2] for r in rows)
+
+
+@given(st.lists(st.text(alphabet="0123456789abcdefABCDEFxXg é\u212a", min_size=0, max_size=68),
+                min_size=1, max_size=30))
+@settings(max_examples=60, deadline=None)
+def test_fast_guard_agrees_on_random_text(values: list[str]) -> None:
+    values = values + ["0x" + v[:40].ljust(40, "a") for v in values]
+    for kind in (evm.ADDRESS, evm.HASH, evm.UINT):
+        rows = _verdicts(values, kind, True)
+        assert [r for r in rows if bool(r[1]) != bool(r[2])] == []

@@ -285,12 +285,23 @@ def _fast_ok(col: str, kind: str, required: bool) -> str:
     """True when a value is fine: exactly the verdict of `_checks`, for the one-pass guard.
 
     (Measured alternatives were slower: a UBIGINT round trip for integers, GLOB, translate,
-    one regex over the concatenated row.)
+    one regex over the concatenated row, a numba kernel as an Arrow UDF.)
     """
     if not kind:
         return f"{col} IS NOT NULL"
-    ok = _CHECKS[kind].format(c=col)
+    ok = _FAST_CHECKS.get(kind, _CHECKS[kind]).format(c=col)
     return f"({col} IS NULL OR {ok})" if not required else f"coalesce({ok}, false)"
+
+
+# Hex values, already lowercased by the view: byte length, prefix, and unhex of the rest, which
+# accepts only ASCII hex digits (any other byte, multi-byte characters included, fails it).
+# With lowercase input this is the verdict of the regex; measured ~30% cheaper.
+_FAST_CHECKS = {
+    ADDRESS: "(strlen({c}) = 42 AND starts_with({c}, '0x') AND "
+             "TRY(unhex(substr({c}, 3))) IS NOT NULL)",
+    HASH: "(strlen({c}) = 66 AND starts_with({c}, '0x') AND "
+          "TRY(unhex(substr({c}, 3))) IS NOT NULL)",
+}
 
 
 def _validate(
