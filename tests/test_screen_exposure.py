@@ -97,6 +97,23 @@ def test_index_rebuilds_after_retrace(traced) -> None:
     assert after > before
 
 
+def test_sender_graph_follows_new_flows_and_superseded(traced) -> None:
+    """The in-memory walk sees flows added after the index was built, and drops flows a
+    conversion superseded, like the ledger view does."""
+    index = ExposureIndex(refresh_every=0)
+    assert screen(traced, "ethereum", STRANGER, index)[0].kind == "none"
+    add(traced, [flow(400, "0xt9", DEPOSIT, STRANGER, 1), flow(401, "0xta", CLEAN, STRANGER, 5)])
+    (e,) = screen(traced, "ethereum", STRANGER, index)
+    assert e.kind == "indirect" and e.hops == 1 and e.via == DEPOSIT
+    assert e.path[-1] == {"src": DEPOSIT, "dst": STRANGER, "chain": "ethereum",
+                          "tx_hash": "0xt9", "time": 400, "origin_taint": 0.0}
+    senders = index.graph.senders("ethereum", [STRANGER])
+    assert [s[1] for s in senders] == [CLEAN, DEPOSIT]  # heaviest sender first
+    traced.con.execute("INSERT INTO superseded SELECT chain, tx_hash, ordinal FROM flows "
+                       "WHERE tx_hash = '0xt9'")
+    assert screen(traced, "ethereum", STRANGER, index)[0].kind == "none"
+
+
 def test_cli_screen_json_and_errors(traced, tmp_path) -> None:
     ws_path = str(traced.path)
     traced.close()
