@@ -86,6 +86,18 @@ def build(path: Path, n: int) -> None:
             """, [n])
 
 
+def waited_for_cpu(pid: int) -> float:
+    """Seconds the process's threads spent runnable but waiting for a CPU (Linux schedstat):
+    on a shared machine, the part of the latency that other processes caused."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
 def start_server(path: Path, port: int) -> subprocess.Popen[bytes]:
     code = ("import uvicorn; from heisttrace.web.app import create_app; "
             f"uvicorn.run(create_app({str(path)!r}), host='127.0.0.1', port={port}, "
@@ -196,12 +208,15 @@ def main() -> None:
                 pass
             print(f"# server warm after {time.perf_counter() - t1:.1f}s", file=sys.stderr)
             cpu0, own0 = proc.cpu_times(), psutil.Process().cpu_times()
+            wait0 = waited_for_cpu(server.pid)
             n, elapsed, lat, errors = asyncio.run(load(args.port, args.holdings, args.seconds,
                                                        args.rate, args.concurrency, args.miss))
             cpu1, own1 = proc.cpu_times(), psutil.Process().cpu_times()
+            waited = waited_for_cpu(server.pid) - wait0
             per = 1e6 / max(n, 1)
             print(f"# cpu per request: server {(cpu1.user + cpu1.system - cpu0.user - cpu0.system) * per:.0f} us, "
                   f"load generator {(own1.user + own1.system - own0.user - own0.system) * per:.0f} us; "
+                  f"server runnable but waiting for a CPU {waited * 1000:.0f} ms in {elapsed:.0f} s; "
                   f"load average {' '.join(f'{x:.2f}' for x in psutil.getloadavg())}",
                   file=sys.stderr)
         finally:
