@@ -169,8 +169,6 @@ class CaseIndex:
         self.top_w = col["top_w"].to_numpy(zero_copy_only=False)
         self.held = col["held"].to_numpy(zero_copy_only=False)
         self.bucket, self.entity = _Col(col["bucket"]), _Col(col["entity"])
-        gc.collect()
-        gc.freeze()  # long-lived: keep the collector from re-scanning it on every cycle
 
     def __len__(self) -> int:
         return len(self.row)
@@ -253,6 +251,10 @@ class ExposureIndex:
                 old = self.cases.get(name)
                 cases[name] = old if old is not None and old.created_at == meta[0] \
                     else CaseIndex(ws, name, meta)
+            if any(cases[n] is not self.cases.get(n) for n in cases):
+                # long-lived: keep the collector from re-scanning millions of keys on every
+                # full cycle (no gc.collect() first: it would hold the GIL for a second)
+                gc.freeze()
             self.cases = cases
             self._checked = _time.monotonic()
 
