@@ -218,12 +218,13 @@ class ExposureIndex:
         self.graph: SenderGraph | None = None
         self.graph_key: tuple[Any, ...] | None = None
         self.refresh_every = refresh_every
+        self._built = False  # a whole refresh has completed: cases and graph are there
         self._checked = -1e18
         self._lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
-        return self.graph is not None
+        return self._built
 
     def due(self) -> bool:
         return _time.monotonic() - self._checked >= self.refresh_every
@@ -241,7 +242,7 @@ class ExposureIndex:
                 self.graph, self.graph_key = graph, key
             if not ws.con.execute("SELECT count(*) FROM information_schema.tables WHERE "
                                   "table_name = 'case_edges'").fetchone()[0]:  # type: ignore[index]
-                self.cases, self._checked = {}, _time.monotonic()
+                self.cases, self._checked, self._built = {}, _time.monotonic(), True
                 return
             metas = {r[0]: r[1:] for r in ws.con.execute(
                 "SELECT case_name, created_at, origin_unit, min_taint, seeds FROM cases "
@@ -256,7 +257,7 @@ class ExposureIndex:
                 # full cycle (no gc.collect() first: it would hold the GIL for a second)
                 gc.freeze()
             self.cases = cases
-            self._checked = _time.monotonic()
+            self._checked, self._built = _time.monotonic(), True
 
     def direct(self, chain: str, address: str) -> tuple[list[Exposure], list[CaseIndex]]:
         """The direct answers (no DuckDB) and the cases that still need an indirect walk."""

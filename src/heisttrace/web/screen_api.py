@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import threading
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
@@ -163,9 +164,18 @@ class ScreenFastPath:
         await send({"type": "http.response.body", "body": body})
 
 
+def _build_quietly(index: ExposureIndex, ws: Workspace) -> None:
+    try:
+        index.refresh(ws, force=True)
+    except Exception:  # noqa: BLE001 - only a head start; the first request builds it otherwise
+        pass
+
+
 def install(app: FastAPI, ws: Workspace, *, token: str | None, csp: str) -> None:
     """Adds the screening routes to `app` (so they are in its OpenAPI) and the fast path."""
     screener = Screener(ws)
+    # built at start, not by the first caller (a million-holding case takes ~10-30 s)
+    threading.Thread(target=_build_quietly, args=(screener.index, ws), daemon=True).start()
     router = screen_router(screener)
     app.include_router(router)
     screen_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
