@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from heisttrace.cli import app
 from heisttrace.errors import InputError
+from heisttrace.ledger import Workspace
 from heisttrace.screen import ExposureIndex, screen
 from heisttrace.trace.run import run_trace
 
@@ -97,6 +98,23 @@ def test_index_rebuilds_after_retrace(traced) -> None:
     assert after > before
 
 
+def test_sender_graph_follows_new_flows_and_superseded(traced) -> None:
+    """The in-memory walk sees flows added after the index was built, and drops flows a
+    conversion superseded, like the ledger view does."""
+    index = ExposureIndex(refresh_every=0)
+    assert screen(traced, "ethereum", STRANGER, index)[0].kind == "none"
+    add(traced, [flow(400, "0xt9", DEPOSIT, STRANGER, 1), flow(401, "0xta", CLEAN, STRANGER, 5)])
+    (e,) = screen(traced, "ethereum", STRANGER, index)
+    assert e.kind == "indirect" and e.hops == 1 and e.via == DEPOSIT
+    assert e.path[-1] == {"src": DEPOSIT, "dst": STRANGER, "chain": "ethereum",
+                          "tx_hash": "0xt9", "time": 400, "origin_taint": 0.0}
+    senders = index.graph.senders("ethereum", [STRANGER])
+    assert [s[1] for s in senders] == [CLEAN, DEPOSIT]  # heaviest sender first
+    traced.con.execute("INSERT INTO superseded SELECT chain, tx_hash, ordinal FROM flows "
+                       "WHERE tx_hash = '0xt9'")
+    assert screen(traced, "ethereum", STRANGER, index)[0].kind == "none"
+
+
 def test_cli_screen_json_and_errors(traced, tmp_path) -> None:
     ws_path = str(traced.path)
     traced.close()
@@ -142,6 +160,34 @@ def test_web_screen_routes(traced) -> None:
         assert client.post("/api/screen", json={"addresses": too_many}).status_code == 422
         assert client.post("/api/screen", json={"addresses": []}).status_code == 422
         assert client.post("/api/screen", content=b"{not json").status_code == 422
+
+
+def test_web_fast_path_answers_like_the_fastapi_route(traced) -> None:
+    """The ASGI fast path and the FastAPI route it shadows give byte-identical bodies."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from heisttrace.ledger import open_workspace
+    from heisttrace.web.app import create_app
+    from heisttrace.web.screen_api import Screener, screen_router
+
+    add(traced, [flow(200, "0xt6", DEPOSIT, DOWN1, 1), flow(210, "0xt7", DOWN1, FAR, 1)])
+    path = traced.path
+    traced.close()
+    bare = FastAPI()
+    with open_workspace(path, create=False) as ws:
+        bare.include_router(screen_router(Screener(Workspace(ws.path, ws.con.cursor()))))
+        with TestClient(create_app(path)) as fast, TestClient(bare) as slow:
+            for a in (THIEF, MULE, DEPOSIT, DOWN1, FAR, STRANGER, MULE.upper().replace("0X", "0x")):
+                r1, r2 = fast.get(f"/api/screen/ethereum/{a}"), slow.get(f"/api/screen/ethereum/{a}")
+                assert r1.status_code == r2.status_code == 200
+                assert r1.content == r2.content
+                assert r1.headers["content-type"] == "application/json"
+                assert r1.headers["referrer-policy"] == "no-referrer"
+            kinds = [fast.get(f"/api/screen/ethereum/{a}").json()["exposures"][0]["kind"]
+                     for a in (MULE, FAR, STRANGER)]
+            assert kinds == ["direct", "indirect", "none"]
+            assert fast.head(f"/api/screen/ethereum/{MULE}").status_code == 405
 
 
 def test_web_screen_needs_the_token_when_set(traced) -> None:

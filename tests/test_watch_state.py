@@ -119,6 +119,23 @@ def test_rollback_restores_state_exactly(workspace: Workspace) -> None:
     assert workspace.con.execute("SELECT max(block) FROM watch_blocks").fetchone()[0] == mid
 
 
+def test_watch_refuses_fifo_and_poison_cases(workspace: Workspace) -> None:
+    """Only haircut state is incremental: a FIFO or poison case named on the command line is
+    a clear error; among all cases it is skipped with a note."""
+    from heisttrace.errors import HeisttraceError
+    from heisttrace.watch.follow import Watcher
+
+    random_ledger(workspace, 4, n=10)
+    run_trace(workspace, "f", ["0xtheft"], policy="fifo")
+    run_trace(workspace, "p", ["0xtheft"], policy="poison")
+    url = "http://127.0.0.1:9"  # never contacted: the cases are checked first
+    for case, policy in (("f", "fifo"), ("p", "poison")):
+        with pytest.raises(HeisttraceError, match=f"policy '{policy}'.*haircut cases only"):
+            Watcher(workspace, url, cases=[case])
+    with pytest.raises(HeisttraceError, match="no haircut case to watch"):
+        Watcher(workspace, url)
+
+
 def test_signature_round_trip() -> None:
     row = {"case_name": "c", "chain": "ethereum", "tx_hash": "0x1", "ordinal": 1,
            "category": "deposit_wallet", "role": "cash_out"}

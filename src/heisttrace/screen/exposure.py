@@ -3,9 +3,10 @@
 A compliance desk asks "is this deposit dirty?" thousands of times a second, so the case
 tables are aggregated once per case (address -> taint received, share, first/last time,
 heaviest incoming edge, taint still held) into numpy columns plus a dict from address to row.
-A direct lookup is then a dict hit and a few array reads, without touching DuckDB. Only an
-address with no direct exposure costs a bounded walk back over the ledger (<= MAX_HOPS hops,
-<= FRONTIER addresses per hop) to the nearest tainted holding it received from.
+A direct lookup is then a dict hit and a few array reads, without touching DuckDB. An address
+with no direct exposure costs a bounded walk back over the ledger's sender graph, also in
+memory (screen/senders.py; <= MAX_HOPS hops, <= FRONTIER addresses per hop), to the nearest
+tainted holding it received from; an address the ledger never paid is answered at once.
 Risk rules are in docs/screening.md; they live in `risk_level` only.
 """
 
@@ -14,14 +15,15 @@ from __future__ import annotations
 import gc
 import threading
 import time as _time
-from dataclasses import asdict, dataclass, field
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from heisttrace.ledger.schema import FEE_SINK
 from heisttrace.ledger.workspace import Workspace
 from heisttrace.screen.addresses import normalize
+from heisttrace.screen.senders import KEY_SQL, SenderGraph
 from heisttrace.trace.encode import decimals_table  # the trace's whole-unit scaling
 
 MAX_HOPS = 3  # indirect exposure further out than this is noise
@@ -72,7 +74,14 @@ class Exposure:
     path: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # by hand: dataclasses.asdict deep-copies every path hop, a third of a request's cost
+        return {"case": self.case, "chain": self.chain, "address": self.address,
+                "kind": self.kind, "risk": self.risk, "hops": self.hops,
+                "origin_unit": self.origin_unit, "taint_received": self.taint_received,
+                "received": self.received, "share": self.share,
+                "first_time": self.first_time, "last_time": self.last_time,
+                "holds": self.holds, "bucket": self.bucket, "entity": self.entity,
+                "via": self.via, "path": [dict(h) for h in self.path]}
 
 
 _INDEX_SQL = """
@@ -160,8 +169,6 @@ class CaseIndex:
         self.top_w = col["top_w"].to_numpy(zero_copy_only=False)
         self.held = col["held"].to_numpy(zero_copy_only=False)
         self.bucket, self.entity = _Col(col["bucket"]), _Col(col["entity"])
-        gc.collect()
-        gc.freeze()  # long-lived: keep the collector from re-scanning it on every cycle
 
     def __len__(self) -> int:
         return len(self.row)
@@ -202,25 +209,40 @@ class CaseIndex:
 
 
 class ExposureIndex:
-    """Every case's index, built on first use and rebuilt when a case's `created_at` changes
-    (a re-trace or a watch update). `refresh_every` bounds how often that is checked."""
+    """Every case's index and the ledger's sender graph, built on first use. A case is rebuilt
+    when its `created_at` changes (a re-trace or a watch update), the sender graph when the
+    ledger's flow counts change. `refresh_every` bounds how often that is checked."""
 
     def __init__(self, refresh_every: float = 2.0) -> None:
         self.cases: dict[str, CaseIndex] = {}
+        self.graph: SenderGraph | None = None
+        self.graph_key: tuple[Any, ...] | None = None
         self.refresh_every = refresh_every
+        self._built = False  # a whole refresh has completed: cases and graph are there
         self._checked = -1e18
         self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._built
 
     def due(self) -> bool:
         return _time.monotonic() - self._checked >= self.refresh_every
 
     def refresh(self, ws: Workspace, force: bool = False) -> None:
+        """Brings the index up to date with the workspace. Readers never see a half-built
+        state: new tables replace old ones by assignment, so a server can keep answering
+        from the previous index while this runs in a thread."""
         if not force and not self.due():
             return
         with self._lock:
+            key = tuple(ws.con.execute(KEY_SQL).fetchone() or ())
+            if key != self.graph_key or self.graph is None:
+                graph = SenderGraph(ws)
+                self.graph, self.graph_key = graph, key
             if not ws.con.execute("SELECT count(*) FROM information_schema.tables WHERE "
                                   "table_name = 'case_edges'").fetchone()[0]:  # type: ignore[index]
-                self.cases, self._checked = {}, _time.monotonic()
+                self.cases, self._checked, self._built = {}, _time.monotonic(), True
                 return
             metas = {r[0]: r[1:] for r in ws.con.execute(
                 "SELECT case_name, created_at, origin_unit, min_taint, seeds FROM cases "
@@ -230,8 +252,12 @@ class ExposureIndex:
                 old = self.cases.get(name)
                 cases[name] = old if old is not None and old.created_at == meta[0] \
                     else CaseIndex(ws, name, meta)
+            if any(cases[n] is not self.cases.get(n) for n in cases):
+                # long-lived: keep the collector from re-scanning millions of keys on every
+                # full cycle (no gc.collect() first: it would hold the GIL for a second)
+                gc.freeze()
             self.cases = cases
-            self._checked = _time.monotonic()
+            self._checked, self._built = _time.monotonic(), True
 
     def direct(self, chain: str, address: str) -> tuple[list[Exposure], list[CaseIndex]]:
         """The direct answers (no DuckDB) and the cases that still need an indirect walk."""
@@ -244,32 +270,29 @@ class ExposureIndex:
                 found.append(idx.direct(chain, address, i))
         return found, missing
 
+    def answer(self, chain: str, address: str) -> list[Exposure]:
+        """Every case's exposure of an already normalized address, from memory only."""
+        found, missing = self.direct(chain, address)
+        walked = walk_back(self.graph, chain, address, missing) \
+            if missing and self.graph is not None else {}
+        return combine(chain, address, found, missing, walked)
 
-def walk_back(ws: Workspace, chain: str, address: str,
-               cases: list[CaseIndex]) -> dict[str, Exposure]:
-    """Breadth-first over the ledger, against the flow direction: the first hop at which a
-    case's tainted address appears is that case's indirect exposure."""
+
+def walk_back(graph: SenderGraph, chain: str, address: str,
+              cases: list[CaseIndex]) -> dict[str, Exposure]:
+    """Breadth-first over the ledger's sender graph, against the flow direction: the first hop
+    at which a case's tainted address appears is that case's indirect exposure."""
     out: dict[str, Exposure] = {}
     frontier = [address]
-    parent: dict[str, tuple[str, str, int | None]] = {}  # address -> (child, tx, time)
+    parent: dict[str, tuple[str, int]] = {}  # address -> (child, sender-graph row)
     seen = {address}
     for hop in range(1, MAX_HOPS + 1):
-        rows = ws.con.execute(
-            """
-            SELECT src, dst, arg_max(tx_hash, time), max(time),
-                   sum(CAST(amount_in AS DOUBLE)) AS got
-            FROM ledger WHERE coalesce(dst_chain, chain) = ? AND chain = ?
-              AND dst IN (SELECT unnest(?)) AND src <> ? AND src <> dst
-            GROUP BY src, dst ORDER BY got DESC
-            """,
-            [chain, chain, frontier, FEE_SINK],
-        ).fetchall()
         nxt: list[str] = []
-        for src, dst, tx, t, _ in rows:
+        for _, src, dst, row in graph.senders(chain, frontier):
             if src in seen:
                 continue
             seen.add(src)
-            parent[src] = (dst, tx, t)
+            parent[src] = (dst, row)
             nxt.append(src)
         for idx in cases:
             if idx.case in out:
@@ -282,7 +305,8 @@ def walk_back(ws: Workspace, chain: str, address: str,
             path = idx.top_path(j)  # type: ignore[arg-type]
             node = best
             while node != address:
-                child, tx, t = parent[node]
+                child, row = parent[node]
+                tx, t = graph.edge(row)
                 path.append({"src": node, "dst": child, "chain": chain, "tx_hash": tx,
                              "time": t, "origin_taint": 0.0})
                 node = child
@@ -306,9 +330,7 @@ def screen(ws: Workspace, chain: str, address: str,
     chain, address = normalize(chain, address)
     index = index if index is not None else _default_index(ws)
     index.refresh(ws)
-    found, missing = index.direct(chain, address)
-    walked = walk_back(ws, chain, address, missing) if missing else {}
-    return combine(chain, address, found, missing, walked)
+    return index.answer(chain, address)
 
 
 def combine(chain: str, address: str, found: list[Exposure], missing: list[CaseIndex],
@@ -347,11 +369,12 @@ def summarize(exps: list[Exposure], chain: str, address: str) -> dict[str, Any]:
             "risk": risk, "exposures": [e.as_dict() for e in exps]}
 
 
-_INDEXES: dict[int, ExposureIndex] = {}
+_INDEXES: weakref.WeakKeyDictionary[Workspace, ExposureIndex] = weakref.WeakKeyDictionary()
 
 
 def _default_index(ws: Workspace) -> ExposureIndex:
-    key = id(ws)
-    if key not in _INDEXES:
-        _INDEXES[key] = ExposureIndex()
-    return _INDEXES[key]
+    """One index per open workspace object (weakly held: a closed, dropped workspace frees
+    it, and a new one at the same id() never inherits a stale index)."""
+    if ws not in _INDEXES:
+        _INDEXES[ws] = ExposureIndex()
+    return _INDEXES[ws]

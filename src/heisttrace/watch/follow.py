@@ -76,6 +76,14 @@ class Watcher:
             if name not in known:
                 raise HeisttraceError(f"no case {name!r} in this workspace; trace it first")
         chosen = [n for n in names if known[n] == "haircut"]
+        # The incremental state is haircut's (balance, taint, origin per holding); FIFO would
+        # need each holding's queue of lots and poison its hop counts, which the case tables
+        # do not keep. Asked for by name, such a case is an error, not a silent skip.
+        refused = [n for n in names if known[n] != "haircut"]
+        if cases and refused:
+            raise HeisttraceError(
+                f"case {refused[0]!r} uses policy {known[refused[0]]!r}: watch follows haircut "
+                "cases only; re-run `heisttrace trace` to bring it up to date")
         for n in sorted(set(names) - set(chosen)):
             self.stats.notes.append(f"case {n!r} uses policy {known[n]!r}; watch follows "
                                     "haircut cases only")
