@@ -67,23 +67,52 @@ def advance(ws: Workspace, case: str, first: int, last: int) -> list[dict]:
     return alerts
 
 
+def _state(ws: Workspace, table: str, case: str, scale: float) -> dict[str, tuple]:
+    """address -> (balance, taint, origin, hops) for followed holdings with taint or poison."""
+    return {a: (b / scale, t / scale, o, h) for a, b, t, o, h in ws.con.execute(
+        f"SELECT address, balance, taint, origin, hops FROM {table} WHERE case_name = ? AND "
+        "(abs(origin) > 1e-9 OR abs(taint) > 1e-9 OR hops IS NOT NULL)", [case]).fetchall()}
+
+
+def _lots(ws: Workspace, case: str) -> dict[str, list[list[float]]]:
+    """address -> the FIFO queue the watch keeps (amounts in whole units)."""
+    import json
+
+    return {a: [[x / 1e18, o, t] for x, o, t in json.loads(lots)]
+            for a, lots in ws.con.execute(
+                "SELECT address, lots FROM watch_holdings WHERE case_name = ? AND lots IS NOT "
+                "NULL", [case]).fetchall()}
+
+
+@pytest.mark.parametrize("policy", ["haircut", "fifo", "poison"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_incremental_equals_full_retrace(workspace: Workspace, seed: int) -> None:
+def test_incremental_equals_full_retrace(workspace: Workspace, seed: int, policy: str) -> None:
+    """Trace up to a cut, watch the rest block by block: every followed holding (balance,
+    taint, origin, poison hops, FIFO queue) and the cashed-out total equal a full re-trace."""
     rows = random_ledger(workspace, seed)
     last = max(r["block"] for r in rows)
     cut = last // 3
-    run_trace(workspace, "early", ["0xtheft"], until=cut)
+    run_trace(workspace, "early", ["0xtheft"], policy=policy, until=cut, max_hops=3)
     S.ensure_tables(workspace)
     S.init_case(workspace, "early", "ethereum", cut + 1)
     alerts = advance(workspace, "early", cut + 1, last)
-    run_trace(workspace, "full", ["0xtheft"])
-    full = dict(workspace.con.execute(
-        "SELECT address, sum(origin_amount) FROM case_sinks WHERE case_name = 'full' AND "
-        "bucket = 'dormant' GROUP BY 1").fetchall())
-    held = dict(workspace.con.execute(
-        "SELECT address, origin FROM watch_holdings WHERE case_name = 'early'").fetchall())
-    for addr in set(full) | set(held):
-        assert held.get(addr, 0.0) == pytest.approx(full.get(addr, 0.0), abs=1e-6), addr
+    run_trace(workspace, "full", ["0xtheft"], policy=policy, max_hops=3)
+    full = _state(workspace, "case_holdings", "full", 1.0)
+    held = _state(workspace, "watch_holdings", "early", 1e18)
+    assert full, "the random ledger leaves taint somewhere"
+    assert set(held) == set(full)
+    for addr, want in full.items():
+        assert held[addr][:3] == pytest.approx(want[:3], rel=1e-9, abs=1e-6), addr
+        assert held[addr][3] == want[3], addr
+    if policy == "fifo":
+        want_lots = {a: [[x, o, float(t)] for x, o, t in workspace.con.execute(
+            "SELECT amount, origin, tainted FROM case_lots WHERE case_name = 'full' AND "
+            "address = ? ORDER BY seq", [a]).fetchall()] for a in full}
+        got = _lots(workspace, "early")
+        for addr, queue in want_lots.items():
+            assert len(got[addr]) == len(queue), addr
+            for g, w in zip(got[addr], queue):
+                assert g == pytest.approx(w, rel=1e-9, abs=1e-6), addr
     cashed_full = workspace.con.execute(
         "SELECT sum(origin_amount) FROM case_sinks WHERE case_name = 'full' AND "
         "bucket = 'cashed_out'").fetchone()[0] or 0.0
@@ -92,6 +121,14 @@ def test_incremental_equals_full_retrace(workspace: Workspace, seed: int) -> Non
         "bucket = 'cashed_out'").fetchone()[0] or 0.0
     assert cashed_early + sum(a["origin_taint"] for a in alerts) == pytest.approx(
         cashed_full, abs=1e-6)
+    if policy == "poison":
+        exposed = workspace.con.execute(
+            "SELECT count(*) FROM case_edges WHERE case_name = 'full' AND dst = ?",
+            [DEPOSIT]).fetchone()[0]
+        early = workspace.con.execute(
+            "SELECT count(*) FROM case_edges WHERE case_name = 'early' AND dst = ? AND "
+            "block <= ?", [DEPOSIT, cut]).fetchone()[0]
+        assert early + len(alerts) == exposed
 
 
 def test_rollback_restores_state_exactly(workspace: Workspace) -> None:
@@ -119,21 +156,21 @@ def test_rollback_restores_state_exactly(workspace: Workspace) -> None:
     assert workspace.con.execute("SELECT max(block) FROM watch_blocks").fetchone()[0] == mid
 
 
-def test_watch_refuses_fifo_and_poison_cases(workspace: Workspace) -> None:
-    """Only haircut state is incremental: a FIFO or poison case named on the command line is
-    a clear error; among all cases it is skipped with a note."""
+def test_watch_needs_the_traced_state(workspace: Workspace) -> None:
+    """A case without the sweep's end state (traced by an older version) is a clear error
+    that says what to do, and the workspace is left as it was."""
     from heisttrace.errors import HeisttraceError
     from heisttrace.watch.follow import Watcher
 
     random_ledger(workspace, 4, n=10)
     run_trace(workspace, "f", ["0xtheft"], policy="fifo")
-    run_trace(workspace, "p", ["0xtheft"], policy="poison")
-    url = "http://127.0.0.1:9"  # never contacted: the cases are checked first
-    for case, policy in (("f", "fifo"), ("p", "poison")):
-        with pytest.raises(HeisttraceError, match=f"policy '{policy}'.*haircut cases only"):
-            Watcher(workspace, url, cases=[case])
-    with pytest.raises(HeisttraceError, match="no haircut case to watch"):
-        Watcher(workspace, url)
+    workspace.con.execute("DELETE FROM case_state WHERE case_name = 'f'")
+    url = "http://127.0.0.1:9"  # never contacted: the state is checked first
+    with pytest.raises(HeisttraceError, match="re-run `heisttrace trace --case f"):
+        Watcher(workspace, url, cases=["f"], from_block=1)
+    assert workspace.con.execute("SELECT count(*) FROM watch_cases").fetchone()[0] == 0
+    with pytest.raises(HeisttraceError, match="no case 'x'"):
+        Watcher(workspace, url, cases=["x"])
 
 
 def test_signature_round_trip() -> None:

@@ -16,7 +16,7 @@ from heisttrace.ledger import open_workspace
 def watch(
     rpc: Annotated[str, typer.Option("--rpc", help="JSON-RPC URL of the node to follow.")],
     case: Annotated[list[str] | None, typer.Option(
-        "--case", help="Case to keep up to date (repeat; default: every haircut case).")] = None,
+        "--case", help="Case to keep up to date (repeat; default: every case).")] = None,
     alerts: Annotated[Path | None, typer.Option(
         help="Append alerts as JSON lines to this file (default: stdout).")] = None,
     webhook: Annotated[list[str] | None, typer.Option(

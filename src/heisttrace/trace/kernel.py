@@ -54,6 +54,9 @@ class SweepResult:
     stolen: float  # origin units made tainted by the seeds
     poisoned: np.ndarray | None = None  # int8 per holding (poison policy only)
     hops: np.ndarray | None = None  # int32 hops from the seeds (poison policy only)
+    # FIFO only: the queues of holdings still holding taint, lot by lot, oldest first:
+    # (holding int32, amount float64, origin float64, tainted int8)
+    lots: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 @njit(cache=True)
@@ -459,16 +462,38 @@ def sweep_fifo(src, dst, aout, ain, time, stop, seed_idx, ev_pos, ev_h, ev_time,
                 head[d] = g
             tail[d] = g
     st = np.zeros((H, 4))
+    n_lots = 0
     for h in range(H):
         st[h, 0] = bal[h]
         g = head[h]
+        k = 0
         while g >= 0:
             if s_tnt[g] == 1:
                 st[h, 1] += s_amt[g]
                 st[h, 2] += s_org[g]
+            k += 1
+            g = s_nxt[g]
+        if st[h, 1] != 0.0 or st[h, 2] != 0.0:
+            n_lots += k
+    # the queues still holding taint, lot by lot, oldest first (the watch continues them)
+    l_h = np.empty(n_lots, np.int32)
+    l_amt = np.empty(n_lots)
+    l_org = np.empty(n_lots)
+    l_tnt = np.empty(n_lots, np.int8)
+    k = 0
+    for h in range(H):
+        if st[h, 1] == 0.0 and st[h, 2] == 0.0:
+            continue
+        g = head[h]
+        while g >= 0:
+            l_h[k] = h
+            l_amt[k] = s_amt[g]
+            l_org[k] = s_org[g]
+            l_tnt[k] = s_tnt[g]
+            k += 1
             g = s_nxt[g]
     return (st, sink, sink_code, first, last, e_idx[:ne].copy(), e_t[:ne].copy(),
-            e_o[:ne].copy(), stolen, used)
+            e_o[:ne].copy(), stolen, (l_h, l_amt, l_org, l_tnt))
 
 
 def run_sweep(enc, seeds, policy: str, price: np.ndarray, max_hops: int = 2**30) -> SweepResult:
@@ -478,9 +503,10 @@ def run_sweep(enc, seeds, policy: str, price: np.ndarray, max_hops: int = 2**30)
             seeds.flow_index, seeds.event_pos, seeds.event_holding, ev_time,
             np.ascontiguousarray(price, np.float64), int(enc.n_holdings))
     if policy == FIFO:
-        st, sink, code, first, last, ei, et, eo, stolen, _ = sweep_fifo(*args)
+        st, sink, code, first, last, ei, et, eo, stolen, lots = sweep_fifo(*args)
         pois = hops = None
     elif policy in (HAIRCUT, POISON):
+        lots = None
         poison = policy == POISON
         st, sink, code, first, last, ei, et, eo, stolen, pois, hops = sweep_haircut(
             *args, poison, int(max_hops))
@@ -492,5 +518,5 @@ def run_sweep(enc, seeds, policy: str, price: np.ndarray, max_hops: int = 2**30)
         balance=st[:, 0].copy(), taint=st[:, 1].copy(), origin=st[:, 2].copy(),
         sink_taint=sink[:, 0].copy(), sink_origin=sink[:, 1].copy(), sink_code=code,
         first_time=first, last_time=last, edge_index=ei, edge_taint=et, edge_origin=eo,
-        stolen=float(stolen), poisoned=pois, hops=hops,
+        stolen=float(stolen), poisoned=pois, hops=hops, lots=lots,
     )

@@ -19,6 +19,7 @@ from heisttrace.trace.accounting import check_invariant, resolve_min_taint, sink
 from heisttrace.trace.encode import BUCKETS, encode_ledger
 from heisttrace.trace.kernel import POISON, POLICIES, run_sweep
 from heisttrace.trace.seeds import Seed, parse_seeds, parse_time, resolve_seeds
+from heisttrace.trace.state import end_lots, end_state
 from heisttrace.trace.store import write_case
 
 DEFAULT_MAX_HOPS = 10  # poison only: exposure further out than this says little
@@ -151,8 +152,8 @@ def run_trace(
                              f"units ({', '.join(names)}); pass --prices for comparable totals")
         timings["seeds"] = _time.perf_counter() - t0
         t0 = stage("sweep")
-        res = run_sweep(enc, resolved, policy, price,
-                        max_hops if max_hops is not None else DEFAULT_MAX_HOPS)
+        hops_limit = max_hops if max_hops is not None else DEFAULT_MAX_HOPS
+        res = run_sweep(enc, resolved, policy, price, hops_limit)
         timings["sweep"] = _time.perf_counter() - t0
         t0 = stage("accounting")
         threshold = resolve_min_taint(min_taint, res.stolen)
@@ -173,7 +174,8 @@ def run_trace(
             ws, case=case, policy=policy, seeds=[s.text for s in seed_list], until=until_ts,
             min_taint=threshold, origin_unit=origin_unit, stolen=res.stolen, rows=rows,
             roles=roles, edge_index=res.edge_index[keep], edge_taint=res.edge_taint[keep],
-            edge_origin=res.edge_origin[keep],
+            edge_origin=res.edge_origin[keep], state=end_state(res), lots=end_lots(res),
+            max_hops=hops_limit if policy == POISON else None,
         )
         timings["store"] = _time.perf_counter() - t0
     finally:

@@ -1,8 +1,10 @@
 """The case tables: what evaluate, report and web read after a trace.
 
 `cases` one row per case; `case_sinks` one row per (bucket, chain, address, asset) with the
-taint it holds; `case_edges` the taint-flow graph. A case is written in one transaction and
-replaces an earlier run of the same name, so readers never see half a case.
+taint it holds; `case_edges` the taint-flow graph; `case_state`, `case_holdings` and
+`case_lots` the sweep's end state the live watch continues from (trace/state.py). A case is
+written in one transaction and replaces an earlier run of the same name, so readers never see
+half a case.
 """
 
 from __future__ import annotations
@@ -33,7 +35,21 @@ CREATE TABLE IF NOT EXISTS case_edges (
     dst_chain VARCHAR, dst_asset VARCHAR, kind VARCHAR, amount DOUBLE, taint DOUBLE,
     origin_taint DOUBLE
 );
+CREATE TABLE IF NOT EXISTS case_state (
+    case_name VARCHAR PRIMARY KEY, max_hops INTEGER, holdings BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS case_holdings (
+    case_name VARCHAR NOT NULL, chain VARCHAR NOT NULL, address VARCHAR NOT NULL,
+    asset VARCHAR NOT NULL, balance DOUBLE NOT NULL, taint DOUBLE NOT NULL,
+    origin DOUBLE NOT NULL, hops INTEGER
+);
+CREATE TABLE IF NOT EXISTS case_lots (
+    case_name VARCHAR NOT NULL, chain VARCHAR NOT NULL, address VARCHAR NOT NULL,
+    asset VARCHAR NOT NULL, seq INTEGER NOT NULL, amount DOUBLE NOT NULL,
+    origin DOUBLE NOT NULL, tainted BOOLEAN NOT NULL
+);
 """
+CASE_TABLES = ("case_lots", "case_holdings", "case_state", "case_edges", "case_sinks", "cases")
 
 
 def ensure_case_tables(ws: Workspace) -> None:
@@ -41,7 +57,7 @@ def ensure_case_tables(ws: Workspace) -> None:
 
 
 def delete_case(con, case: str) -> None:
-    for table in ("case_edges", "case_sinks", "cases"):
+    for table in CASE_TABLES:
         con.execute(f"DELETE FROM {table} WHERE case_name = ?", [case])
 
 
@@ -60,6 +76,9 @@ def write_case(
     edge_index: np.ndarray,
     edge_taint: np.ndarray,
     edge_origin: np.ndarray,
+    state: pa.Table | None = None,
+    lots: pa.Table | None = None,
+    max_hops: int | None = None,
 ) -> None:
     """Replace `case` with this run. Needs the encoder's temp tables (_trace_flows, _holdings)."""
     ensure_case_tables(ws)
@@ -80,6 +99,10 @@ def write_case(
     con.register("_case_sinks_new", sinks)
     con.register("_case_edges_new", edges)
     con.register("_case_roles", roles.select(["chain", "address", "entity"]))
+    if state is not None:
+        con.register("_case_state_new", state)
+    if lots is not None:
+        con.register("_case_lots_new", lots)
     try:
         with ws.transaction():
             delete_case(con, case)
@@ -110,7 +133,28 @@ def write_case(
                 """,
                 [case],
             )
+            if state is not None:
+                _write_state(con, case, state, lots, max_hops)
     finally:
-        con.unregister("_case_sinks_new")
-        con.unregister("_case_edges_new")
-        con.unregister("_case_roles")
+        for view in ("_case_sinks_new", "_case_edges_new", "_case_roles", "_case_state_new",
+                     "_case_lots_new"):
+            con.unregister(view)
+
+
+def _write_state(con, case: str, state: pa.Table, lots: pa.Table | None,
+                 max_hops: int | None) -> None:
+    """The watch's starting point (trace/state.py); its `case_state` row marks it present."""
+    con.execute("INSERT INTO case_state VALUES (?, ?, ?)", [case, max_hops, state.num_rows])
+    con.execute(
+        """
+        INSERT INTO case_holdings
+        SELECT ?, h.chain, h.address, h.asset, n.balance, n.taint, n.origin, n.hops
+        FROM _case_state_new n JOIN _trace_holdings h ON h.h = n.h
+        """, [case])
+    if lots is not None:
+        con.execute(
+            """
+            INSERT INTO case_lots
+            SELECT ?, h.chain, h.address, h.asset, n.seq, n.amount, n.origin, n.tainted
+            FROM _case_lots_new n JOIN _trace_holdings h ON h.h = n.h
+            """, [case])

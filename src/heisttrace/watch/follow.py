@@ -46,7 +46,7 @@ class WatchStats:
 
 
 class Watcher:
-    """Follows one chain through one node for the given cases (default: every haircut case)."""
+    """Follows one chain through one node for the given cases (default: every case)."""
 
     def __init__(self, ws: Workspace, url: str, *, chain: str = "ethereum",
                  cases: list[str] | None = None, from_block: int | None = None,
@@ -75,21 +75,9 @@ class Watcher:
         for name in names:
             if name not in known:
                 raise HeisttraceError(f"no case {name!r} in this workspace; trace it first")
-        chosen = [n for n in names if known[n] == "haircut"]
-        # The incremental state is haircut's (balance, taint, origin per holding); FIFO would
-        # need each holding's queue of lots and poison its hop counts, which the case tables
-        # do not keep. Asked for by name, such a case is an error, not a silent skip.
-        refused = [n for n in names if known[n] != "haircut"]
-        if cases and refused:
-            raise HeisttraceError(
-                f"case {refused[0]!r} uses policy {known[refused[0]]!r}: watch follows haircut "
-                "cases only; re-run `heisttrace trace` to bring it up to date")
-        for n in sorted(set(names) - set(chosen)):
-            self.stats.notes.append(f"case {n!r} uses policy {known[n]!r}; watch follows "
-                                    "haircut cases only")
-        if not chosen:
-            raise HeisttraceError("no haircut case to watch")
-        return chosen
+        if not names:
+            raise HeisttraceError("no case to watch; trace one first (`heisttrace trace`)")
+        return names
 
     def _start(self, from_block: int | None) -> None:
         """The first block to watch: after our checkpoint, else after the RPC importer's,

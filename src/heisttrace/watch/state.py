@@ -1,22 +1,31 @@
-"""Per-case holding state for the live watch, advanced flow by flow with haircut semantics.
+"""Per-case holding state for the live watch, advanced flow by flow with the case's policy.
 
-A trace ends with taint sitting in holdings (bucket `dormant`); the watch starts from there:
-each holding's balance comes from the ledger, its taint from `case_sinks`. A new flow moves
-`taint * amount_out / balance` of the source's taint (and origin value) to the destination,
-exactly as the haircut sweep would; a destination with a cash_out/dark/frozen/parked role
-stops it there (an alert for cash_out and dark). Every change a block makes is first written
-to an undo log keyed by block, so a reorganisation restores the state exactly.
-Amounts are base units (DOUBLE); origin value is in the case's origin units.
+A trace hands on its sweep's end state (trace/state.py: `case_holdings`, `case_lots`); the
+watch starts from there and moves each new flow exactly as the sweep would have:
+- haircut: the outflow carries `taint * amount_out / balance` of the source's taint and
+  origin value;
+- poison: origin value moves as in haircut, and an outflow of a poisoned holding (within
+  the case's hop limit) poisons its destination one hop further out;
+- FIFO: the outflow takes the source's oldest lots first; a holding's lots are kept only
+  while one of them is tainted (an all-clean queue behaves like a plain balance).
+A destination with a cash_out/dark/frozen/parked role stops the taint there (an alert for
+cash_out and dark). A holding the watch does not follow yet starts from its ledger balance,
+all clean. Every change a block makes is first written to an undo log keyed by block, so a
+reorganisation restores the state exactly. Amounts are base units (DOUBLE); origin value is
+in the case's origin units.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from heisttrace.errors import HeisttraceError
 from heisttrace.ledger.schema import FEE_SINK
 from heisttrace.ledger.workspace import Workspace
 from heisttrace.trace.encode import default_decimals
+from heisttrace.trace.kernel import FIFO, POISON, SNAP
 
 DDL = """
 CREATE TABLE IF NOT EXISTS watch_holdings (
@@ -29,6 +38,10 @@ CREATE TABLE IF NOT EXISTS watch_undo (
     address VARCHAR NOT NULL, asset VARCHAR NOT NULL, existed BOOLEAN NOT NULL,
     balance DOUBLE, taint DOUBLE, origin DOUBLE
 );
+ALTER TABLE watch_holdings ADD COLUMN IF NOT EXISTS hops INTEGER;
+ALTER TABLE watch_holdings ADD COLUMN IF NOT EXISTS lots VARCHAR;
+ALTER TABLE watch_undo ADD COLUMN IF NOT EXISTS hops INTEGER;
+ALTER TABLE watch_undo ADD COLUMN IF NOT EXISTS lots VARCHAR;
 CREATE TABLE IF NOT EXISTS watch_cases (
     case_name VARCHAR PRIMARY KEY, chain VARCHAR NOT NULL, start_block BIGINT NOT NULL
 );
@@ -53,6 +66,7 @@ CREATE TABLE IF NOT EXISTS watch_deliveries (
 STOP_ROLES = ("cash_out", "dark", "frozen", "parked")
 ALERT_ROLES = ("cash_out", "dark")
 EPS = 1e-12
+HOLDING_COLUMNS = "balance, taint, origin, hops, lots"
 
 
 def ensure_tables(ws: Workspace) -> None:
@@ -60,6 +74,7 @@ def ensure_tables(ws: Workspace) -> None:
 
 
 Key = tuple[str, str, str]  # chain, address, asset
+Lot = list[float]  # [amount, origin, tainted (0.0 or 1.0)]
 
 
 @dataclass
@@ -67,6 +82,21 @@ class Holding:
     balance: float
     taint: float
     origin: float
+    hops: int | None = None  # poison: hops from the seeds once poisoned
+    lots: list[Lot] | None = None  # FIFO: oldest first, only while one of them is tainted
+
+    def copy(self) -> Holding:
+        lots = None if self.lots is None else [list(lot) for lot in self.lots]
+        return Holding(self.balance, self.taint, self.origin, self.hops, lots)
+
+    def row(self) -> list[Any]:
+        return [self.balance, self.taint, self.origin, self.hops,
+                None if self.lots is None else json.dumps(self.lots)]
+
+    @staticmethod
+    def of(balance: float, taint: float, origin: float, hops: int | None,
+           lots: str | None) -> Holding:
+        return Holding(balance, taint, origin, hops, None if lots is None else json.loads(lots))
 
 
 @dataclass
@@ -76,30 +106,54 @@ class CaseState:
     case: str
     origin_unit: str
     min_taint: float
+    policy: str = "haircut"
+    max_hops: int = 0  # poison only
     holdings: dict[Key, Holding] = field(default_factory=dict)
     undo: dict[Key, Holding | None] = field(default_factory=dict)  # before this block
     dirty: set[Key] = field(default_factory=set)
 
 
 def init_case(ws: Workspace, case: str, chain: str, start_block: int) -> None:
-    """First watch of `case`: its dormant taint becomes holding state, balances from the
-    ledger up to `start_block - 1`."""
+    """First watch of `case`: the trace's end state becomes the holding state, in base units."""
     con = ws.con
     if con.execute("SELECT 1 FROM watch_cases WHERE case_name = ?", [case]).fetchone():
         return
-    rows = con.execute(
-        """
-        SELECT chain, address, asset, sum(amount), sum(origin_amount) FROM case_sinks
-        WHERE case_name = ? AND bucket IN ('dormant', 'below_threshold') AND amount > 0
-        GROUP BY ALL
-        """, [case]).fetchall()
-    for c, address, asset, amount, origin in rows:
-        scale = 10.0 ** _decimals(ws, c, asset)
-        balance = _ledger_balance(ws, c, address, asset, start_block - 1, None)
-        con.execute("INSERT INTO watch_holdings VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [case, c, address, asset, max(balance, amount * scale),
-                     amount * scale, origin])
+    if not _has_state(ws, case):
+        raise HeisttraceError(
+            f"case {case!r} was traced by an older heisttrace that did not keep the state the "
+            f"watch continues from; re-run `heisttrace trace --case {case} ...` first")
+    pairs = con.execute("SELECT DISTINCT chain, asset FROM case_holdings WHERE case_name = ?",
+                        [case]).fetchall()
+    con.execute("CREATE OR REPLACE TEMP TABLE _watch_scale (chain VARCHAR, asset VARCHAR, "
+                "scale DOUBLE)")
+    if pairs:
+        con.executemany("INSERT INTO _watch_scale VALUES (?, ?, ?)",
+                        [[c, a, 10.0 ** _decimals(ws, c, a)] for c, a in pairs])
+    con.execute(
+        f"""
+        INSERT INTO watch_holdings (case_name, chain, address, asset, {HOLDING_COLUMNS})
+        WITH lots AS (
+            SELECT chain, address, asset,
+                   to_json(list([amount * x.scale, origin, tainted::DOUBLE] ORDER BY seq))
+                       ::VARCHAR AS lots
+            FROM case_lots JOIN _watch_scale x USING (chain, asset)
+            WHERE case_name = $1 GROUP BY ALL
+        )
+        SELECT $1, h.chain, h.address, h.asset, h.balance * x.scale, h.taint * x.scale,
+               h.origin, h.hops, l.lots
+        FROM case_holdings h JOIN _watch_scale x USING (chain, asset)
+        LEFT JOIN lots l USING (chain, address, asset)
+        WHERE h.case_name = $1
+        """, [case])
+    con.execute("DROP TABLE _watch_scale")
     con.execute("INSERT INTO watch_cases VALUES (?, ?, ?)", [case, chain, start_block])
+
+
+def _has_state(ws: Workspace, case: str) -> bool:
+    tables = {r[0] for r in ws.con.execute(
+        "SELECT table_name FROM information_schema.tables").fetchall()}
+    return "case_state" in tables and ws.con.execute(
+        "SELECT 1 FROM case_state WHERE case_name = ?", [case]).fetchone() is not None
 
 
 def _decimals(ws: Workspace, chain: str, asset: str) -> int:
@@ -125,17 +179,21 @@ def _ledger_balance(ws: Workspace, chain: str, address: str, asset: str, block: 
                                  THEN CAST(amount_out AS DOUBLE) ELSE 0 END), 0)
         FROM ledger WHERE chain = $1 AND (src = $2 OR dst = $2) AND {cond}
         """, [chain, address, asset, *args]).fetchone()
-    return float(row[0]) if row else 0.0  # type: ignore[index]
+    return max(float(row[0]), 0.0) if row else 0.0  # type: ignore[index]
 
 
 def load_case(ws: Workspace, case: str) -> CaseState:
-    unit, min_taint = ws.con.execute(
-        "SELECT origin_unit, min_taint FROM cases WHERE case_name = ?", [case]).fetchone()  # type: ignore[misc]
-    st = CaseState(case, unit, float(min_taint or 0.0))
-    for c, a, s, b, t, o in ws.con.execute(
-            "SELECT chain, address, asset, balance, taint, origin FROM watch_holdings "
+    policy, unit, min_taint = ws.con.execute(
+        "SELECT policy, origin_unit, min_taint FROM cases WHERE case_name = ?",
+        [case]).fetchone()  # type: ignore[misc]
+    row = ws.con.execute("SELECT max_hops FROM case_state WHERE case_name = ?",
+                         [case]).fetchone() if _has_state(ws, case) else None
+    st = CaseState(case, unit, float(min_taint or 0.0), policy,
+                   int(row[0]) if row and row[0] is not None else 0)
+    for c, a, s, *values in ws.con.execute(
+            f"SELECT chain, address, asset, {HOLDING_COLUMNS} FROM watch_holdings "
             "WHERE case_name = ?", [case]).fetchall():
-        st.holdings[(c, a, s)] = Holding(b, t, o)
+        st.holdings[(c, a, s)] = Holding.of(*values)
     return st
 
 
@@ -143,12 +201,82 @@ def _touch(ws: Workspace, st: CaseState, key: Key, block: int, ordinal: int) -> 
     """The holding, loading an untracked one's balance from the ledger; records its undo."""
     h = st.holdings.get(key)
     if key not in st.undo:
-        st.undo[key] = None if h is None else Holding(h.balance, h.taint, h.origin)
+        st.undo[key] = None if h is None else h.copy()
     if h is None:
         h = Holding(_ledger_balance(ws, *key, block, ordinal), 0.0, 0.0)
         st.holdings[key] = h
     st.dirty.add(key)
     return h
+
+
+def _take_haircut(s: Holding, a: float) -> tuple[float, float]:
+    """Takes `a` out of `s`; returns the (taint, origin) it carries."""
+    bal = s.balance
+    if a >= bal * (1.0 - SNAP):
+        moved, origin = s.taint, s.origin
+        s.balance = s.taint = s.origin = 0.0
+        return moved, origin
+    f = a / bal
+    moved, origin = s.taint * f, s.origin * f
+    s.taint -= moved
+    s.origin -= origin
+    s.balance = bal - a
+    return moved, origin
+
+
+def _take_fifo(s: Holding, a: float) -> list[Lot]:
+    """Takes `a` out of `s`, oldest lots first; an outflow beyond the known balance takes
+    the missing history (clean, older than anything recorded) first."""
+    bal = s.balance
+    drain = a >= bal * (1.0 - SNAP)
+    s.balance = 0.0 if drain else bal - a
+    if s.lots is None:
+        return [[a, 0.0, 0.0]]
+    pieces: list[Lot] = []
+    rem = a
+    if drain and a > bal:
+        pieces.append([a - bal, 0.0, 0.0])
+        rem = bal
+    lots, k = s.lots, 0
+    while k < len(lots) and (drain or rem > 0.0):
+        amount, origin, tainted = lots[k]
+        if drain or rem >= amount * (1.0 - SNAP):
+            pieces.append([amount, origin, tainted])
+            rem -= amount
+            k += 1
+        else:
+            part = origin * rem / amount
+            pieces.append([rem, part, tainted])
+            lots[k] = [amount - rem, origin - part, tainted]
+            rem = 0.0
+    del lots[:k]
+    if not drain and rem > 0.0:
+        pieces.append([rem, 0.0, 0.0])
+    _settle(s)
+    return pieces
+
+
+def _put_fifo(d: Holding, pieces: list[Lot], r: float, before: float) -> None:
+    """Appends the pieces (scaled to the destination's units) after what `d` held."""
+    if d.lots is None:
+        if not any(p[2] for p in pieces):
+            return  # all clean into an all-clean holding: the balance says it all
+        d.lots = [[before, 0.0, 0.0]] if before > 0.0 else []
+    for amount, origin, tainted in pieces:
+        if not tainted and d.lots and not d.lots[-1][2]:
+            d.lots[-1][0] += amount * r
+        else:
+            d.lots.append([amount * r, origin, tainted])
+    _settle(d)
+
+
+def _settle(h: Holding) -> None:
+    """Taint and origin are the sums of the tainted lots; a queue with none is dropped."""
+    tainted = [lot for lot in h.lots or () if lot[2]]
+    h.taint = sum(lot[0] for lot in tainted)
+    h.origin = sum(lot[1] for lot in tainted)
+    if not tainted:
+        h.lots = None
 
 
 def apply_block(ws: Workspace, st: CaseState, block: int, flows: list[dict[str, Any]],
@@ -158,6 +286,7 @@ def apply_block(ws: Workspace, st: CaseState, block: int, flows: list[dict[str, 
     flows that brought taint to a cash_out/dark address, and every flow that carried taint."""
     alerts, edges = [], []
     st.undo = {}
+    fifo, poison = st.policy == FIFO, st.policy == POISON
     for f in flows:
         chain, src, dst, asset = f["chain"], f["src"], f["dst"], f["asset"]
         dchain = f["dst_chain"] or chain
@@ -168,34 +297,48 @@ def apply_block(ws: Workspace, st: CaseState, block: int, flows: list[dict[str, 
         s = st.holdings.get(skey)
         d = st.holdings.get(dkey)
         if s is None and d is None:
-            continue  # neither side is tracked: nothing tainted moves
+            continue  # neither side is followed: nothing tainted moves
         out_amt, in_amt = float(f["amount_out"]), float(f["amount_in"])
+        if out_amt <= 0.0 and in_amt <= 0.0:
+            continue  # zero-value flows carry nothing (address poisoning, spam)
+        r = in_amt / out_amt if out_amt > 0.0 else 1.0
         moved = origin_moved = 0.0
-        if s is not None:
+        pieces: list[Lot] = [[out_amt if out_amt > 0.0 else in_amt, 0.0, 0.0]]
+        hops: int | None = None
+        if s is not None and out_amt > 0.0:
             s = _touch(ws, st, skey, block, f["ordinal"])
-            if s.taint > EPS and s.balance > EPS:
-                frac = min(1.0, out_amt / s.balance)
-                moved, origin_moved = s.taint * frac, s.origin * frac
-                s.taint -= moved
-                s.origin -= origin_moved
-            s.balance -= out_amt
-            if s.balance < 0:
-                s.balance = 0.0
+            if fifo:
+                pieces = _take_fifo(s, out_amt)
+                moved = sum(p[0] for p in pieces if p[2])
+                origin_moved = sum(p[1] for p in pieces if p[2])
+            else:
+                moved, origin_moved = _take_haircut(s, out_amt)
+            if poison and s.hops is not None and s.hops < st.max_hops:
+                hops = s.hops + 1
+        moved_in = moved * r if out_amt > 0.0 else 0.0
+        poisoned = hops is not None
+        if poisoned or (origin_moved > EPS and origin_moved > st.min_taint * 1e-6):
+            edges.append({**f, "taint": out_amt if poisoned else moved,
+                          "origin_taint": origin_moved})
         role = roles.get((dchain, dst))
-        moved_in = moved * (in_amt / out_amt) if out_amt > 0 else 0.0
-        if origin_moved > EPS and origin_moved > st.min_taint * 1e-6:
-            edges.append({**f, "taint": moved, "origin_taint": origin_moved})
         if dst == FEE_SINK or (role is not None and role[0] in STOP_ROLES):
-            if role is not None and role[0] in ALERT_ROLES and origin_moved > EPS:
-                alerts.append({**f, "dchain": dchain, "dasset": dasset, "taint": moved_in,
+            if role is not None and role[0] in ALERT_ROLES and (origin_moved > EPS or poisoned):
+                alerts.append({**f, "dchain": dchain, "dasset": dasset,
+                               "taint": in_amt if poisoned else moved_in,
                                "origin_taint": origin_moved, "role": role[0],
                                "entity": role[1], "category": role[2]})
             continue
-        if moved_in > EPS or d is not None:
+        if moved_in > EPS or origin_moved > EPS or poisoned or d is not None:
             d = _touch(ws, st, dkey, block, f["ordinal"])
-            d.balance += in_amt
-            d.taint += moved_in
-            d.origin += origin_moved
+            before = d.balance
+            d.balance = before + in_amt
+            if fifo:
+                _put_fifo(d, pieces, r, before)
+            else:
+                d.taint += moved_in
+                d.origin += origin_moved
+            if hops is not None and (d.hops is None or d.hops > hops):
+                d.hops = hops
     return alerts, edges
 
 
@@ -203,16 +346,18 @@ def save(ws: Workspace, st: CaseState, block: int) -> None:
     """Writes the block's undo entries and the changed holdings (inside the caller's
     transaction)."""
     con = ws.con
-    for (c, a, s), before in st.undo.items():
-        con.execute("INSERT INTO watch_undo VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [st.case, block, c, a, s, before is not None,
-                     None if before is None else before.balance,
-                     None if before is None else before.taint,
-                     None if before is None else before.origin])
-    for key in st.dirty:
-        h = st.holdings[key]
-        con.execute("INSERT OR REPLACE INTO watch_holdings VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [st.case, *key, h.balance, h.taint, h.origin])
+    if not st.undo and not st.dirty:
+        return
+    con.executemany(
+        "INSERT INTO watch_undo (case_name, block, chain, address, asset, existed, "
+        f"{HOLDING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [[st.case, block, *key, before is not None,
+          *(before.row() if before is not None else [None] * 5)]
+         for key, before in st.undo.items()])
+    con.executemany(
+        f"INSERT OR REPLACE INTO watch_holdings (case_name, chain, address, asset, "
+        f"{HOLDING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [[st.case, *key, *st.holdings[key].row()] for key in st.dirty])
     st.dirty = set()
     st.undo = {}
 
@@ -223,13 +368,15 @@ def rollback(ws: Workspace, chain: str, after_block: int) -> None:
     of a holding is the one that stays."""
     con = ws.con
     undo = con.execute(
-        "SELECT case_name, block, chain, address, asset, existed, balance, taint, origin "
+        f"SELECT case_name, block, chain, address, asset, existed, {HOLDING_COLUMNS} "
         "FROM watch_undo WHERE block > ? AND case_name IN (SELECT case_name FROM watch_cases "
         "WHERE chain = ?) ORDER BY block DESC", [after_block, chain]).fetchall()
-    for case, _, c, a, s, existed, b, t, o in undo:
+    for case, _, c, a, s, existed, *values in undo:
         if existed:
-            con.execute("INSERT OR REPLACE INTO watch_holdings VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [case, c, a, s, b, t, o])
+            con.execute(
+                f"INSERT OR REPLACE INTO watch_holdings (case_name, chain, address, asset, "
+                f"{HOLDING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [case, c, a, s, *values])
         else:
             con.execute("DELETE FROM watch_holdings WHERE case_name = ? AND chain = ? AND "
                         "address = ? AND asset = ?", [case, c, a, s])
