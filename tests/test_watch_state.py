@@ -171,6 +171,8 @@ def test_watch_needs_the_traced_state(workspace: Workspace) -> None:
     assert workspace.con.execute("SELECT count(*) FROM watch_cases").fetchone()[0] == 0
     with pytest.raises(HeisttraceError, match="no case 'x'"):
         Watcher(workspace, url, cases=["x"])
+    with pytest.raises(HeisttraceError, match="no case to watch"):
+        Watcher(workspace, url)  # by default a case without state is skipped, not an error
 
 
 def test_signature_round_trip() -> None:

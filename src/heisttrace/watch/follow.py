@@ -75,6 +75,14 @@ class Watcher:
         for name in names:
             if name not in known:
                 raise HeisttraceError(f"no case {name!r} in this workspace; trace it first")
+        if not cases:
+            # every case by default, but one traced before the watch state was stored is
+            # skipped with a note (named with --case, init_case makes it a clear error)
+            stale = [n for n in names if not S.has_state(self.ws, n)]
+            for n in stale:
+                self.stats.notes.append(f"case {n!r} has no stored sweep state; re-run "
+                                        "`heisttrace trace` for it to be watched")
+            names = [n for n in names if n not in stale]
         if not names:
             raise HeisttraceError("no case to watch; trace one first (`heisttrace trace`)")
         return names

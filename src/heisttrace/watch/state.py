@@ -118,7 +118,7 @@ def init_case(ws: Workspace, case: str, chain: str, start_block: int) -> None:
     con = ws.con
     if con.execute("SELECT 1 FROM watch_cases WHERE case_name = ?", [case]).fetchone():
         return
-    if not _has_state(ws, case):
+    if not has_state(ws, case):
         raise HeisttraceError(
             f"case {case!r} was traced by an older heisttrace that did not keep the state the "
             f"watch continues from; re-run `heisttrace trace --case {case} ...` first")
@@ -149,7 +149,7 @@ def init_case(ws: Workspace, case: str, chain: str, start_block: int) -> None:
     con.execute("INSERT INTO watch_cases VALUES (?, ?, ?)", [case, chain, start_block])
 
 
-def _has_state(ws: Workspace, case: str) -> bool:
+def has_state(ws: Workspace, case: str) -> bool:
     tables = {r[0] for r in ws.con.execute(
         "SELECT table_name FROM information_schema.tables").fetchall()}
     return "case_state" in tables and ws.con.execute(
@@ -187,7 +187,7 @@ def load_case(ws: Workspace, case: str) -> CaseState:
         "SELECT policy, origin_unit, min_taint FROM cases WHERE case_name = ?",
         [case]).fetchone()  # type: ignore[misc]
     row = ws.con.execute("SELECT max_hops FROM case_state WHERE case_name = ?",
-                         [case]).fetchone() if _has_state(ws, case) else None
+                         [case]).fetchone() if has_state(ws, case) else None
     st = CaseState(case, unit, float(min_taint or 0.0), policy,
                    int(row[0]) if row and row[0] is not None else 0)
     for c, a, s, *values in ws.con.execute(
