@@ -172,3 +172,22 @@ def test_bad_amount_in_the_ledger_is_named(workspace):
     assert workspace.con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'cases'"
     ).fetchone()[0] == 0
+
+
+def test_poison_stops_at_an_exchange_deposit_like_the_other_policies(workspace):
+    """Poisoned funds into a labelled deposit address end there: the deposit's sweep to the
+    hot wallet and the hot wallet's payouts to customers are not exposure of the theft."""
+    theft(workspace)
+    add(workspace, [flow(20, "0xd1", "0xa", "0xdeposit", 60),
+                    flow(21, "0xd2", "0xdeposit", "0xhot", 60),
+                    flow(22, "0xd3", "0xhot", "0xcustomer", 5),
+                    flow(23, "0xd4", "0xa", "0xb", 40)])
+    label(workspace, "0xdeposit", "deposit_wallet", "Binance")
+    run_trace(workspace, "p", ["0xtheft"], policy="poison")
+    got = by_address(workspace, "p")
+    assert got["0xdeposit"][:2] == ("cashed_out", pytest.approx(60))
+    assert got["0xb"][:2] == ("dormant", pytest.approx(40))
+    assert "0xhot" not in got and "0xcustomer" not in got
+    reached = {r[0] for r in workspace.con.execute(
+        "SELECT dst FROM case_edges WHERE case_name = 'p'").fetchall()}
+    assert reached == {"0xa", "0xdeposit", "0xb"}

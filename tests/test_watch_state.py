@@ -17,12 +17,13 @@ from trace_helpers import add, flow, label
 
 ADDRS = ["0x" + f"{i:02x}" * 20 for i in range(1, 8)]
 DEPOSIT = "0x" + "dd" * 20
+DEX = "0x" + "de" * 20
 FUNDER = "0x" + "ff" * 20
 
 
 def random_ledger(ws: Workspace, seed: int, n: int = 60) -> list[dict]:
     """Theft to ADDRS[0] in block 1, then random transfers that never overspend, some into a
-    labelled deposit address; one flow per block."""
+    labelled deposit address or a DEX; one flow per block."""
     rnd = random.Random(seed)
     bal = {a: 0 for a in ADDRS}
     rows = [flow(1, "0xtheft", "0x" + "aa" * 20, ADDRS[0], 100, block=1)]
@@ -36,7 +37,9 @@ def random_ledger(ws: Workspace, seed: int, n: int = 60) -> list[dict]:
         src = rnd.choice([a for a in ADDRS if bal[a] > 0] or [ADDRS[0]])
         if bal[src] <= 0:
             continue
-        dst = DEPOSIT if rnd.random() < 0.15 else rnd.choice([a for a in ADDRS if a != src])
+        roll = rnd.random()
+        dst = DEPOSIT if roll < 0.15 else DEX if roll < 0.2 else \
+            rnd.choice([a for a in ADDRS if a != src])
         amount = rnd.randrange(1, bal[src] + 1)
         r = flow(b, f"0x{b:04x}", src, dst, 0, block=b)
         r["amount_out"] = r["amount_in"] = str(amount)
@@ -46,6 +49,7 @@ def random_ledger(ws: Workspace, seed: int, n: int = 60) -> list[dict]:
             bal[dst] += amount
     add(ws, rows)
     label(ws, DEPOSIT, "deposit_wallet", "Ex")
+    label(ws, DEX, "defi_dex", "Dex")  # a plain transfer into it stops the taint
     return rows
 
 

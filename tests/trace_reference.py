@@ -172,7 +172,7 @@ def _haircut(flows, seed_flows, addr_seeds, price, res, poison, max_hops):
                 poisoned, nh = True, 0
             elif s in res.poisoned and hop[s] < max_hops:
                 poisoned, nh = True, hop[s] + 1
-            if poisoned and (d not in res.poisoned or hop[d] > nh):
+            if poisoned and not f["stop"] and (d not in res.poisoned or hop[d] > nh):
                 res.poisoned.add(d)
                 hop[d] = nh
         if cin > 0 or o > 0 or poisoned:

@@ -10,7 +10,8 @@ its taint:
   that the balance is all clean and a plain number is enough;
 - poison: origin units move as in haircut (so the accounting still balances) and, in holding
   units, every outflow of a poisoned holding is tainted in full, up to `max_hops` hops from
-  the seeds (exposure, not attribution).
+  the seeds (exposure, not attribution); a flow into a stopping holding does not poison it
+  (the trace ends there, as under the other policies).
 
 Rules shared by all: outflows larger than the known balance mean missing history, i.e. clean
 money that was already there (the deficit is the oldest money, so FIFO takes it first); flows
@@ -181,7 +182,7 @@ def sweep_haircut(src, dst, aout, ain, time, stop, seed_idx, ev_pos, ev_h, ev_ti
             elif pois[s] == 1 and hop[s] < max_hops:
                 poisoned = True
                 nh = hop[s] + 1
-            if poisoned and (pois[d] == 0 or hop[d] > nh):
+            if poisoned and stop[i] == 0 and (pois[d] == 0 or hop[d] > nh):
                 pois[d] = 1
                 hop[d] = nh
         if cin > 0.0 or o > 0.0 or poisoned:

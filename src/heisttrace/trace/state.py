@@ -19,10 +19,11 @@ from heisttrace.trace.kernel import SweepResult
 
 def end_state(res: SweepResult) -> pa.Table:
     """h, balance, taint, origin, hops: one row per holding the watch has to follow."""
-    follow = res.sink_code == 0
-    keep = follow & ((res.taint != 0) | (res.origin != 0))
+    # Stopping is decided per flow (a DEX stops plain transfers but follows swaps), so a
+    # holding with a sink can still hold taint to follow.
+    keep = (res.taint != 0) | (res.origin != 0)
     if res.poisoned is not None:
-        keep |= follow & (res.poisoned == 1)
+        keep |= res.poisoned == 1
     h = np.flatnonzero(keep)
     hops = None
     if res.poisoned is not None and res.hops is not None:

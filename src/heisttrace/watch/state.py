@@ -9,7 +9,8 @@ watch starts from there and moves each new flow exactly as the sweep would have:
 - FIFO: the outflow takes the source's oldest lots first; a holding's lots are kept only
   while one of them is tainted (an all-clean queue behaves like a plain balance).
 A destination with a cash_out/dark/frozen/parked role stops the taint there (an alert for
-cash_out and dark). A holding the watch does not follow yet starts from its ledger balance,
+cash_out and dark), and so does a plain transfer (not a swap or bridge) into a conversion
+service, as in the sweep. A holding the watch does not follow yet starts from its ledger balance,
 all clean. Every change a block makes is first written to an undo log keyed by block, so a
 reorganisation restores the state exactly. Amounts are base units (DOUBLE); origin value is
 in the case's origin units.
@@ -24,7 +25,7 @@ from typing import Any
 from heisttrace.errors import HeisttraceError
 from heisttrace.ledger.schema import FEE_SINK
 from heisttrace.ledger.workspace import Workspace
-from heisttrace.trace.encode import default_decimals
+from heisttrace.trace.encode import CONVERSION_KINDS, default_decimals
 from heisttrace.trace.kernel import FIFO, POISON, SNAP
 
 DDL = """
@@ -321,7 +322,9 @@ def apply_block(ws: Workspace, st: CaseState, block: int, flows: list[dict[str, 
             edges.append({**f, "taint": out_amt if poisoned else moved,
                           "origin_taint": origin_moved})
         role = roles.get((dchain, dst))
-        if dst == FEE_SINK or (role is not None and role[0] in STOP_ROLES):
+        if dst == FEE_SINK or (role is not None and (
+                role[0] in STOP_ROLES
+                or (role[0] == "conversion" and f["kind"] not in CONVERSION_KINDS))):
             if role is not None and role[0] in ALERT_ROLES and (origin_moved > EPS or poisoned):
                 alerts.append({**f, "dchain": dchain, "dasset": dasset,
                                "taint": in_amt if poisoned else moved_in,
