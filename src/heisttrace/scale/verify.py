@@ -50,13 +50,15 @@ class Comparison:
     def exact(self) -> bool:
         return all(p.exact for p in self.policies.values())
 
-    def line(self) -> str:
-        """One greppable line, as the benchmark prints it."""
+    def line(self, seconds: float | None = None) -> str:
+        """One greppable line, as the benchmark prints it (`seconds`: the whole check's time,
+        imports included, when the caller measured it; else the two traces' time)."""
         verdicts = " ".join(f"{name}={'yes' if p.exact else 'no'}"
                             for name, p in self.policies.items())
         first = next(iter(self.policies.values()))
         return (f"spark_extract_exact {verdicts} sinks_compared={first.sinks_compared} "
-                f"deposit_addresses={first.deposit_addresses} check_seconds={self.seconds:.1f}")
+                f"deposit_addresses={first.deposit_addresses} "
+                f"check_seconds={self.seconds if seconds is None else seconds:.1f}")
 
 
 def _sinks(ws: Workspace, case: str) -> dict[SinkKey, SinkRow]:
