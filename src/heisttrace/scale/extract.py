@@ -247,123 +247,123 @@ def extract_neighbourhood(
         flows = flows.persist()
     # The narrow table every round scans: built and persisted once.
     edges = flows.select("_skey", "_dkey", "time", "_stop").persist()
-    counts = {bool(r["_stop"]): int(r["count"])
-              for r in edges.groupBy("_stop").count().collect()}
-    result.flows_in = sum(counts.values())
-    result.movable = counts.get(False, 0)
-    result.input_partitions = edges.rdd.getNumPartitions()
-    lap("read_and_key")
+    try:
+        counts = {bool(r["_stop"]): int(r["count"])
+                  for r in edges.groupBy("_stop").count().collect()}
+        result.flows_in = sum(counts.values())
+        result.movable = counts.get(False, 0)
+        result.input_partitions = edges.rdd.getNumPartitions()
+        lap("read_and_key")
 
-    say("seeds")
-    reached = _seed_holdings(flows, seed_list).localCheckpoint(eager=True)
-    n_reached = reached.count()
-    lap("seeds")
-    if n_reached == 0:
+        say("seeds")
+        reached = _seed_holdings(flows, seed_list).localCheckpoint(eager=True)
+        n_reached = reached.count()
+        lap("seeds")
+        if n_reached == 0:
+            raise InputError("no seed was found in the input (no seed transaction or address)",
+                             field="seed")
+        frontier, n_front = reached, n_reached
+        hubs: DataFrame | None = None
+        movable = edges.where(~F.col("_stop")).select("_skey", "_dkey", "time")
+        groups: list[str] = []
+
+        try:
+            while True:
+                if max_hops is not None and result.iterations >= max_hops:
+                    result.hop_limit_hit = True
+                    break
+                result.iterations += 1
+                say(f"round {result.iterations}")
+                group = f"heisttrace-{run_id}-round-{result.iterations}"
+                groups.append(group)
+                sc.setJobGroup(group, f"spark-extract round {result.iterations}")
+                t0 = _time.perf_counter()
+                f = _small(frontier.select(F.col("key").alias("_fk"), F.col("t").alias("_ft")),
+                           n_front, broadcast_rows)
+                step = (movable.join(f, F.col("_skey") == F.col("_fk"))
+                        .where(F.col("time") >= F.col("_ft"))
+                        .select("_skey", "_dkey", "time", "_ft").localCheckpoint(eager=True))
+                fan = step.groupBy("_skey").agg(F.count(F.lit(1)).alias("fan_out"),
+                                                F.min("_ft").alias("t"))
+                sizes = fan.agg(F.sum("fan_out").alias("n"),
+                                F.sum((F.col("fan_out") > hub_limit).cast("long")).alias("hubs")
+                                ).first()
+                n_step = int(sizes["n"] or 0) if sizes else 0
+                n_hubs = int(sizes["hubs"] or 0) if sizes else 0
+                if n_hubs:
+                    new_hubs = (fan.where(F.col("fan_out") > hub_limit)
+                                .select(F.col("_skey").alias("key"), "t", "fan_out")
+                                .localCheckpoint(eager=True))
+                    hubs = new_hubs if hubs is None else hubs.unionByName(new_hubs)
+                    hubs = hubs.groupBy("key").agg(F.min("t").alias("t"),
+                                                   F.max("fan_out").alias("fan_out")
+                                                   ).localCheckpoint(eager=True)
+                    step = step.join(F.broadcast(new_hubs.select(F.col("key").alias("_skey"))),
+                                     "_skey", "left_anti")
+                cand = step.groupBy(F.col("_dkey").alias("key")).agg(F.min("time").alias("t"))
+                r = _small(reached.select(F.col("key").alias("_rk"), F.col("t").alias("_rt")),
+                           n_reached, broadcast_rows)
+                # New holdings, or ones now reached earlier than before (their outflows widen).
+                new = (cand.join(r, F.col("key") == F.col("_rk"), "left")
+                       .where(F.col("_rt").isNull() | (F.col("t") < F.col("_rt")))
+                       .select("key", "t", F.col("_rt").isNull().alias("_fresh"))
+                       .localCheckpoint(eager=True))
+                tally = new.agg(F.count(F.lit(1)).alias("n"),
+                                F.sum(F.col("_fresh").cast("long")).alias("fresh")).first()
+                n_new = int(tally["n"]) if tally else 0
+                n_fresh = int(tally["fresh"] or 0) if tally else 0
+                if n_new:
+                    reached = (reached.unionByName(new.select("key", "t")).groupBy("key")
+                               .agg(F.min("t").alias("t")).localCheckpoint(eager=True))
+                    n_reached += n_fresh
+                result.rounds.append(RoundStats(
+                    round=result.iterations, frontier=n_front, flows_followed=n_step,
+                    newly_reached=n_fresh, reached_earlier=n_new - n_fresh, hubs=n_hubs,
+                    seconds=round(_time.perf_counter() - t0, 3)))
+                if not n_new:
+                    break
+                frontier, n_front = new.select("key", "t"), n_new
+        finally:
+            sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+            sc.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
+        lap("rounds")
+
+        say("write")
+        keep = reached.select("key")
+        if hubs is not None:
+            keep = keep.join(hubs.select("key"), "key", "left_anti")
+        keep = keep.localCheckpoint(eager=True)
+        result.reached = keep.count()
+        k = _small(keep, result.reached, broadcast_rows)
+        seed_hashes = [s.tx_hash for s in seed_list if s.tx_hash]
+        wanted = F.col("_ks").isNotNull() | F.col("_kd").isNotNull()
+        if seed_hashes:
+            wanted = wanted | F.col("tx_hash").isin(*seed_hashes)
+        # Map-only: two lookups in the broadcast keys, no shuffle of the chain.
+        kept = (flows.join(k.select(F.col("key").alias("_ks")), F.col("_skey") == F.col("_ks"),
+                           "left")
+                .join(k.select(F.col("key").alias("_kd")), F.col("_dkey") == F.col("_kd"), "left")
+                .where(wanted).select(*FLOW_COLUMNS))
+        out_dir = Path(out)
+        flows_url = str(out).rstrip("/") + "/flows"  # not Path: keeps hdfs:// and s3a:// intact
+        (kept.repartition(max(1, sc.defaultParallelism), "chain", "tx_hash")
+         .write.mode("overwrite").parquet(flows_url))
+        result.kept = spark.read.parquet(flows_url).count()
+        lap("select_and_write")
+        if hubs is not None:
+            # Hubs are few by construction (each one is a big holding): fine to bring back. Named
+            # from the flows (a key shared by two holdings would list both).
+            named = (flows.select("_skey", "chain", F.col("src").alias("address"), "asset")
+                     .join(F.broadcast(hubs), F.col("_skey") == F.col("key"))
+                     .select("chain", "address", "asset", "t", "fan_out").dropDuplicates())
+            result.hubs = [row.asDict() for row in named.orderBy(F.desc("fan_out"), "address")
+                           .limit(1000).collect()]
+            lap("hub_names")
+    finally:
+        # Also on failure: a session shared with the caller keeps none of our caches.
         edges.unpersist()
         if cached:
             flows.unpersist()
-        raise InputError("no seed was found in the input (no seed transaction or address)",
-                         field="seed")
-    frontier, n_front = reached, n_reached
-    hubs: DataFrame | None = None
-    movable = edges.where(~F.col("_stop")).select("_skey", "_dkey", "time")
-    groups: list[str] = []
-
-    try:
-        while True:
-            if max_hops is not None and result.iterations >= max_hops:
-                result.hop_limit_hit = True
-                break
-            result.iterations += 1
-            say(f"round {result.iterations}")
-            group = f"heisttrace-{run_id}-round-{result.iterations}"
-            groups.append(group)
-            sc.setJobGroup(group, f"spark-extract round {result.iterations}")
-            t0 = _time.perf_counter()
-            f = _small(frontier.select(F.col("key").alias("_fk"), F.col("t").alias("_ft")),
-                       n_front, broadcast_rows)
-            step = (movable.join(f, F.col("_skey") == F.col("_fk"))
-                    .where(F.col("time") >= F.col("_ft"))
-                    .select("_skey", "_dkey", "time", "_ft").localCheckpoint(eager=True))
-            fan = step.groupBy("_skey").agg(F.count(F.lit(1)).alias("fan_out"),
-                                            F.min("_ft").alias("t"))
-            sizes = fan.agg(F.sum("fan_out").alias("n"),
-                            F.sum((F.col("fan_out") > hub_limit).cast("long")).alias("hubs")
-                            ).first()
-            n_step = int(sizes["n"] or 0) if sizes else 0
-            n_hubs = int(sizes["hubs"] or 0) if sizes else 0
-            if n_hubs:
-                new_hubs = (fan.where(F.col("fan_out") > hub_limit)
-                            .select(F.col("_skey").alias("key"), "t", "fan_out")
-                            .localCheckpoint(eager=True))
-                hubs = new_hubs if hubs is None else hubs.unionByName(new_hubs)
-                hubs = hubs.groupBy("key").agg(F.min("t").alias("t"),
-                                               F.max("fan_out").alias("fan_out")
-                                               ).localCheckpoint(eager=True)
-                step = step.join(F.broadcast(new_hubs.select(F.col("key").alias("_skey"))),
-                                 "_skey", "left_anti")
-            cand = step.groupBy(F.col("_dkey").alias("key")).agg(F.min("time").alias("t"))
-            r = _small(reached.select(F.col("key").alias("_rk"), F.col("t").alias("_rt")),
-                       n_reached, broadcast_rows)
-            # New holdings, or ones now reached earlier than before (their outflows widen).
-            new = (cand.join(r, F.col("key") == F.col("_rk"), "left")
-                   .where(F.col("_rt").isNull() | (F.col("t") < F.col("_rt")))
-                   .select("key", "t", F.col("_rt").isNull().alias("_fresh"))
-                   .localCheckpoint(eager=True))
-            tally = new.agg(F.count(F.lit(1)).alias("n"),
-                            F.sum(F.col("_fresh").cast("long")).alias("fresh")).first()
-            n_new = int(tally["n"]) if tally else 0
-            n_fresh = int(tally["fresh"] or 0) if tally else 0
-            if n_new:
-                reached = (reached.unionByName(new.select("key", "t")).groupBy("key")
-                           .agg(F.min("t").alias("t")).localCheckpoint(eager=True))
-                n_reached += n_fresh
-            result.rounds.append(RoundStats(
-                round=result.iterations, frontier=n_front, flows_followed=n_step,
-                newly_reached=n_fresh, reached_earlier=n_new - n_fresh, hubs=n_hubs,
-                seconds=round(_time.perf_counter() - t0, 3)))
-            if not n_new:
-                break
-            frontier, n_front = new.select("key", "t"), n_new
-    finally:
-        sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
-        sc.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
-    lap("rounds")
-
-    say("write")
-    keep = reached.select("key")
-    if hubs is not None:
-        keep = keep.join(hubs.select("key"), "key", "left_anti")
-    keep = keep.localCheckpoint(eager=True)
-    result.reached = keep.count()
-    k = _small(keep, result.reached, broadcast_rows)
-    seed_hashes = [s.tx_hash for s in seed_list if s.tx_hash]
-    wanted = F.col("_ks").isNotNull() | F.col("_kd").isNotNull()
-    if seed_hashes:
-        wanted = wanted | F.col("tx_hash").isin(*seed_hashes)
-    # Map-only: two lookups in the broadcast keys, no shuffle of the chain.
-    kept = (flows.join(k.select(F.col("key").alias("_ks")), F.col("_skey") == F.col("_ks"),
-                       "left")
-            .join(k.select(F.col("key").alias("_kd")), F.col("_dkey") == F.col("_kd"), "left")
-            .where(wanted).select(*FLOW_COLUMNS))
-    out_dir = Path(out)
-    flows_url = str(out).rstrip("/") + "/flows"  # not Path: keeps hdfs:// and s3a:// intact
-    (kept.repartition(max(1, sc.defaultParallelism), "chain", "tx_hash")
-     .write.mode("overwrite").parquet(flows_url))
-    result.kept = spark.read.parquet(flows_url).count()
-    lap("select_and_write")
-    if hubs is not None:
-        # Hubs are few by construction (each one is a big holding): fine to bring back. Named
-        # from the flows (a key shared by two holdings would list both).
-        named = (flows.select("_skey", "chain", F.col("src").alias("address"), "asset")
-                 .join(F.broadcast(hubs), F.col("_skey") == F.col("key"))
-                 .select("chain", "address", "asset", "t", "fan_out").dropDuplicates())
-        result.hubs = [row.asDict() for row in named.orderBy(F.desc("fan_out"), "address")
-                       .limit(1000).collect()]
-        lap("hub_names")
-    edges.unpersist()
-    if cached:
-        flows.unpersist()
     for stats, group in zip(result.rounds, groups, strict=True):
         stats.shuffle_write_bytes, stats.shuffle_read_bytes = group_shuffle_bytes(sc, group)
     result.seconds = round(_time.perf_counter() - started, 3)
