@@ -116,8 +116,30 @@ def parquet(
                   f"{report.duplicates:,} skipped as duplicates ({report.seconds:.1f}s)")
 
 
+def export_parquet(
+    out: Annotated[Path, typer.Argument(help="Output folder: FLOW_SCHEMA Parquet, one "
+                                        "date=YYYY-MM-DD/ folder per UTC day.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it is not "
+                                            "empty.")] = False,
+    workspace: WorkspaceOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Write the workspace's flows as date-partitioned Parquet, the input spark-extract takes."""
+    from heisttrace.ledger import open_workspace
+    from heisttrace.scale.export import export_parquet as export
+
+    with open_workspace(workspace, create=False) as ws:
+        report = export(ws, out, overwrite=overwrite)
+    if json:
+        print_json(report.as_dict())
+        return
+    console.print(f"[green]export-parquet[/green]: {report.flows:,} flows in {report.files} "
+                  f"file(s) over {report.days} day(s) ({report.seconds:.1f}s) -> {out}")
+
+
 def register(root: typer.Typer) -> None:
     root.command("spark-extract")(spark_extract)
+    root.command("export-parquet")(export_parquet)
 
 
 def register_ingest(app: typer.Typer) -> None:

@@ -230,6 +230,12 @@ def flows_dataset(spark: SparkSession, path: str) -> DataFrame:
     return df.select(*[F.col(c).cast(FLOW_TYPES[c]).alias(c) for c in FLOW_COLUMNS])
 
 
+def etl_layout(raw: str) -> bool:
+    """Whether an input path is a folder of ethereum-etl tables (else a flows dataset)."""
+    path = Path(raw)
+    return "://" not in raw and any((path / t).is_dir() for t in ETL_TABLES)
+
+
 def read_inputs(spark: SparkSession, inputs: list[str], chain: str = "ethereum") -> DataFrame:
     """All input paths as one flows frame (FLOW_COLUMNS)."""
     if not inputs:
