@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from heisttrace.labels.roles import address_roles
-from heisttrace.trace.encode import encode_ledger
+from heisttrace.trace.encode import encode_ledger, sweep_order
 from trace_helpers import add, flow
 
 
@@ -30,3 +30,39 @@ def test_encoded_tables_hold_no_copy_of_the_flow_strings(workspace):
     assert [r[0] for r in rows] == [0, 1, 2]
     assert np.array_equal(enc.src, [r[2] for r in rows])
     assert np.array_equal(enc.dst, [r[3] for r in rows])
+
+
+def test_sweep_order_is_the_sort_by_time_chain_block_ordinal_tx_hash():
+    """numpy's order equals Python's sorted() on the five keys, ties at every level included."""
+    rng = np.random.default_rng(7)
+    n = 5000
+    time, chain, block, ordinal = (rng.integers(0, k, n) for k in (40, 3, 4, 5))
+    tx = [f"0x{v:03x}" for v in rng.integers(0, 4096, n)]
+    asked: list[int] = []
+
+    def tx_rank(rows: np.ndarray) -> np.ndarray:
+        asked.extend(rows.tolist())
+        names = sorted({tx[r] for r in rows})
+        return np.array([names.index(tx[r]) for r in rows])
+
+    order = sweep_order(time, chain.astype(np.int32), block, ordinal, tx_rank)
+    key = [(time[r], chain[r], block[r], ordinal[r], tx[r], r) for r in range(n)]
+    want = [k[-1] for k in sorted(key)]
+    got_keys = [key[r][:5] for r in order]
+    assert got_keys == [key[r][:5] for r in want]
+    assert sorted(order.tolist()) == list(range(n))
+    # only flows tied on the four integers needed their tx hash
+    four = {}
+    for r in range(n):
+        four.setdefault(key[r][:4], []).append(r)
+    assert set(asked) == {r for rs in four.values() if len(rs) > 1 for r in rs}
+
+
+def test_sweep_order_with_distinct_times_needs_no_more_than_time():
+    time = np.array([5, 3, 9, 1], np.int64)
+    zeros = np.zeros(4, np.int64)
+
+    def never(rows: np.ndarray) -> np.ndarray:
+        raise AssertionError("no tie to break")
+
+    assert sweep_order(time, zeros.astype(np.int32), zeros, zeros, never).tolist() == [3, 1, 0, 2]

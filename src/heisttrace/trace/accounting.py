@@ -62,7 +62,10 @@ def sink_rows(res: SweepResult, min_taint: float, poison: bool = False) -> SinkR
     rest = np.flatnonzero(held)
     rest_bucket = np.where(res.origin[rest] >= min_taint, DORMANT, BELOW_THRESHOLD)
     if poison and res.poisoned is not None:
-        rest_amount = np.where(res.poisoned[rest] == 1, res.balance[rest], res.taint[rest])
+        # poison exposes a following holding's whole balance; a stopping holding's balance
+        # also counts what already went into its sink, so there the held amount is its taint
+        exposed = (res.poisoned[rest] == 1) & (res.sink_code[rest] == 0)
+        rest_amount = np.where(exposed, res.balance[rest], res.taint[rest])
     else:
         rest_amount = res.taint[rest]
     return SinkRows(

@@ -2,8 +2,10 @@
 
 Everything string-shaped (chains, addresses, assets, decimal-string amounts) is resolved here,
 once, inside DuckDB: holdings (chain, address, asset) are dictionary-encoded to int32, amounts
-become float64 whole units, label roles become a per-flow stop code, and the flows come back
-sorted by (time, chain, block, ordinal, tx_hash). The sweep then never touches a string.
+become float64 whole units, label roles become a per-flow stop code. The flows come back as
+narrow integer rows in no particular order and numpy sorts them by (time, chain, block,
+ordinal, tx_hash): time settles almost all of them, and DuckDB ranks tx hashes only for flows
+that tie on the four integers. The sweep then never touches a string.
 
 The encoded flows stay in the narrow temp table `_trace_order` (column `i` = position in the
 sweep, `rid` = rowid in `flows`); the temp view `_trace_flows` joins them back to their
@@ -14,7 +16,7 @@ the ledger's strings is ever materialised.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -191,11 +193,19 @@ def _encode(ws: Workspace, roles: pa.Table, until: int | None) -> EncodedLedger:
         stop_case = " ".join(
             f"WHEN r.role = '{role}' THEN {code}" for role, code in STOP_ROLES.items()
         )
+        # chains as small integers in their sort order, for the sort key
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _trace_chains AS
+            SELECT chain, (row_number() OVER (ORDER BY chain) - 1)::INTEGER AS c
+            FROM (SELECT DISTINCT chain FROM _trace_holdings)
+            """
+        )
+        # one narrow row per flow, in no particular order: sorting here (a window over the
+        # wide rows) cost more than everything else together; numpy sorts the integers below
         _run_checked(con, f"""
-            CREATE OR REPLACE TEMP TABLE _trace_order AS
-            SELECT (row_number() OVER (ORDER BY k.time, k.chain, k.block, k.ordinal,
-                                                 k.tx_hash) - 1)::BIGINT AS i,
-                   k.rid, k.time, hs.h AS s, hd.h AS d,
+            CREATE OR REPLACE TEMP TABLE _trace_rows AS
+            SELECT k.rid, k.time, c.c AS chain, k.block, k.ordinal, hs.h AS s, hd.h AS d,
                    CAST(k.amount_out AS DOUBLE) / so.scale AS a_out,
                    CAST(k.amount_in AS DOUBLE) / si.scale AS a_in,
                    (CASE WHEN k.dst = '{FEE_SINK}' THEN {FEES}
@@ -204,6 +214,7 @@ def _encode(ws: Workspace, roles: pa.Table, until: int | None) -> EncodedLedger:
                               THEN {BRIDGED_UNTRACED}
                          ELSE {FOLLOW} END)::TINYINT AS stop
             FROM _trace_kept k
+            JOIN _trace_chains c ON c.chain = k.chain
             JOIN _trace_holdings hs
               ON hs.chain = k.chain AND hs.address = k.src AND hs.asset = k.asset
             JOIN _trace_holdings hd
@@ -213,6 +224,26 @@ def _encode(ws: Workspace, roles: pa.Table, until: int | None) -> EncodedLedger:
             LEFT JOIN _trace_roles r ON r.chain = k.dchain AND r.address = k.dst
             """)
         con.execute("DROP VIEW IF EXISTS _trace_kept")
+        rows = _fetch_rows(con)
+        con.execute("DROP TABLE IF EXISTS _trace_rows")
+        con.execute("DROP TABLE IF EXISTS _trace_chains")
+        order = sweep_order(rows["time"], rows["chain"], rows["block"], rows["ordinal"],
+                            lambda tied: _tx_hash_rank(con, rows["rid"][tied]))
+        for name in ("chain", "block", "ordinal"):
+            del rows[name]
+        for name in list(rows):  # one column at a time: a single extra copy at any moment
+            rows[name] = rows[name][order]
+        del order
+        n_flows = rows["rid"].shape[0]
+        # the sweep's table: `i` = position in the sweep, `rid` = rowid in `flows`
+        con.register("_trace_sorted", pa.table({
+            "i": np.arange(n_flows, dtype=np.int64), "rid": rows["rid"], "time": rows["time"],
+            "s": rows["s"], "d": rows["d"], "a_out": rows["a_out"], "a_in": rows["a_in"],
+            "stop": rows["stop"]}))
+        try:
+            con.execute("CREATE OR REPLACE TEMP TABLE _trace_order AS SELECT * FROM _trace_sorted")
+        finally:
+            con.unregister("_trace_sorted")
         # The identity of each encoded flow, for seeds and the taint-flow graph (few rows).
         con.execute(
             """
@@ -223,22 +254,91 @@ def _encode(ws: Workspace, roles: pa.Table, until: int | None) -> EncodedLedger:
             FROM _trace_order o JOIN flows f ON f.rowid = o.rid
             """
         )
-        n_flows = int(con.execute("SELECT count(*) FROM _trace_order").fetchone()[0])  # type: ignore[index]
         enc = EncodedLedger(
-            src=np.empty(n_flows, np.int32), dst=np.empty(n_flows, np.int32),
-            amount_out=np.empty(n_flows), amount_in=np.empty(n_flows),
-            time=np.empty(n_flows, np.int64), stop=np.empty(n_flows, np.int8), n_holdings=0)
-        # fetched in storage order in batches and put in place by `i`: no sort, no full copy
-        reader = con.execute(
-            "SELECT i, s, d, a_out, a_in, time, stop FROM _trace_order"
-        ).fetch_record_batch(1 << 20)
-        for batch in reader:
-            i = batch.column(0).to_numpy()
-            for name, out in (("s", enc.src), ("d", enc.dst), ("a_out", enc.amount_out),
-                              ("a_in", enc.amount_in), ("time", enc.time), ("stop", enc.stop)):
-                out[i] = batch.column(name).to_numpy()
-        enc.n_holdings = int(con.execute("SELECT count(*) FROM _trace_holdings").fetchone()[0])  # type: ignore[index]
+            src=rows["s"], dst=rows["d"], amount_out=rows["a_out"], amount_in=rows["a_in"],
+            time=rows["time"], stop=rows["stop"],
+            n_holdings=int(con.execute("SELECT count(*) FROM _trace_holdings").fetchone()[0]),  # type: ignore[index]
+        )
     finally:
         con.unregister("_trace_roles")
         con.unregister("_trace_dec")
     return enc
+
+
+# The narrow per-flow columns and their numpy types.
+ROW_TYPES: dict[str, type] = {
+    "rid": np.int64, "time": np.int64, "chain": np.int32, "block": np.int64,
+    "ordinal": np.int64, "s": np.int32, "d": np.int32, "a_out": np.float64,
+    "a_in": np.float64, "stop": np.int8,
+}
+
+
+def _fetch_rows(con) -> dict[str, np.ndarray]:
+    """`_trace_rows` into preallocated numpy columns, in batches (no second full copy)."""
+    n = int(con.execute("SELECT count(*) FROM _trace_rows").fetchone()[0])  # type: ignore[index]
+    out = {name: np.empty(n, dtype) for name, dtype in ROW_TYPES.items()}
+    reader = con.execute(f"SELECT {', '.join(ROW_TYPES)} FROM _trace_rows").fetch_record_batch(
+        1 << 20)
+    at = 0
+    for batch in reader:
+        size = batch.num_rows
+        for name, column in out.items():
+            column[at:at + size] = batch.column(name).to_numpy()
+        at += size
+    assert at == n, "the flow count changed while reading"
+    return out
+
+
+def _tx_hash_rank(con, rids: np.ndarray) -> np.ndarray:
+    """The rank of each flow's tx_hash among `rids` (flows rowids), in DuckDB's string order."""
+    con.register("_trace_tied", pa.table({"j": np.arange(rids.shape[0]), "rid": rids}))
+    try:
+        got = con.execute(
+            """
+            SELECT t.j, dense_rank() OVER (ORDER BY f.tx_hash) AS r
+            FROM _trace_tied t JOIN flows f ON f.rowid = t.rid
+            """
+        ).fetchnumpy()
+    finally:
+        con.unregister("_trace_tied")
+    rank = np.empty(rids.shape[0], np.int64)
+    rank[got["j"]] = got["r"]
+    return rank
+
+
+def sweep_order(time: np.ndarray, chain: np.ndarray, block: np.ndarray, ordinal: np.ndarray,
+                tx_rank: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The permutation that puts flows in sweep order: (time, chain, block, ordinal, tx_hash).
+
+    Sorting by time alone settles most flows (the input comes roughly in time order, so the
+    stable sort is quick); only runs of equal time are sorted on the other keys, and only
+    flows equal in all four (one position shared by several transactions) need the tx_hash,
+    whose order `tx_rank(indices)` gives as integers (it asks DuckDB for the strings).
+    """
+    order = np.argsort(time, kind="stable")
+    at = _in_runs(time[order])
+    if at.size == 0:
+        return order
+    rows = order[at]  # runs of equal time, each contiguous and in time order
+    rows = rows[np.lexsort((ordinal[rows], block[rows], chain[rows], time[rows]))]
+    tied = _in_runs(time[rows], chain[rows], block[rows], ordinal[rows])
+    if tied.size:
+        rank = np.zeros(rows.shape[0], np.int64)
+        rank[tied] = tx_rank(rows[tied])
+        rows = rows[np.lexsort((rank, ordinal[rows], block[rows], chain[rows], time[rows]))]
+    order[at] = rows  # the same runs in the same places, now sorted inside
+    return order
+
+
+def _in_runs(*keys: np.ndarray) -> np.ndarray:
+    """Positions of a sorted sequence that are equal to a neighbour on every key."""
+    n = keys[0].shape[0]
+    if n < 2:
+        return np.zeros(0, np.int64)
+    same = np.ones(n - 1, bool)
+    for key in keys:
+        same &= key[1:] == key[:-1]
+    mark = np.zeros(n, bool)
+    mark[1:] |= same
+    mark[:-1] |= same
+    return np.flatnonzero(mark)

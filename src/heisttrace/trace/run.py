@@ -181,7 +181,8 @@ def run_trace(
     finally:
         for view in ("_trace_flows", "_trace_kept"):
             ws.con.execute(f"DROP VIEW IF EXISTS {view}")
-        for table in ("_trace_order", "_trace_holdings", "_trace_ignore"):
+        for table in ("_trace_order", "_trace_rows", "_trace_chains", "_trace_holdings",
+                      "_trace_ignore"):
             ws.con.execute(f"DROP TABLE IF EXISTS {table}")
     return TraceResult(
         case=case, policy=policy, seeds=[s.text for s in seed_list], stolen=res.stolen,
