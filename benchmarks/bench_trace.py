@@ -18,8 +18,9 @@ there and reuses it on the next run (building 10M flows takes minutes).
 Measured 2026-12-02 (issue 3, branch fifo-fast) on the shared 2-core machine (another session's
 work came and went: load 0.1-1.3 during these runs, 2.5-6 while tuning), --flows 10000000,
 same ledger, one run each as printed (the sweep's CPU time varies by +-25% run to run here):
-haircut 0.41-0.53 s = 18.8-24.5M flows/s (main: 0.49-0.50 s, 19.9-20.3M/s); FIFO 0.20-0.21 s
-= 47-50M flows/s (main: 1.83 s, 5.5M/s); build_seconds 19-21 s (main: 28-36 s); bytes_per_flow
+haircut CPU 0.41-0.53 s = 18.8-24.5M flows/s over 4 runs (one of them 0.70 s wall = 14.3M/s:
+the core was taken away; main: 0.49-0.50 s, 19.9-20.3M/s): not a safe margin; FIFO 0.20-0.21 s
+= 47-50M flows/s (main: 1.83 s, 5.5M/s); build_seconds 19-27 s (main: 28-36 s); bytes_per_flow
 9-12 (main: 11-13). Warm repeated sweeps on the same arrays (min of 5-7, loaded machine):
 haircut 0.35 s (main 0.39-0.50 s), FIFO 0.23 s (main 1.33 s); with no seeds (every flow clean)
 both sweeps take 0.17 s, the floor of the balance updates. Haircut's remaining cost is its
