@@ -125,6 +125,26 @@ def test_etl_parquet_input_is_exact_too(spark, extracted, tmp_path: Path) -> Non
     local.close()
 
 
+def test_shuffle_joins_keep_the_same_flows(spark, extracted, tmp_path: Path) -> None:
+    """Past `broadcast_rows` (2M holdings by default) the frontier and the reached set are
+    joined by shuffle instead of broadcast: forced here, with Spark's own automatic
+    broadcast off, the job keeps exactly the same flows."""
+    ledger, full, _local, result, _report, root = extracted
+    old = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        res = extract_neighbourhood(spark, [str(root / "chain")], [ledger.seed_tx],
+                                    tmp_path / "out", roles=address_roles(full, None),
+                                    broadcast_rows=0)
+    finally:
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", old)
+    assert (res.kept, res.reached, res.iterations) == (result.kept, result.reached,
+                                                       result.iterations)
+    key = lambda t: sorted(tuple(r.values()) for r in t.to_pylist())  # noqa: E731
+    assert key(pq.read_table(tmp_path / "out" / "flows").select(FLOW_COLUMNS)) == key(
+        pq.read_table(root / "out" / "flows").select(FLOW_COLUMNS))
+
+
 def test_manifest_has_round_statistics(extracted) -> None:
     _ledger, _full, _local, result, _report, root = extracted
     manifest = json.loads((root / "out" / "manifest.json").read_text())
