@@ -17,9 +17,11 @@ included) per flow, and `ref_ratio` the sweep's speed-up over the plain referenc
 (tests/trace_reference.py) on 200,000 flows. `--workspace DIR` keeps the synthetic ledger
 there and reuses it on the next run (building 10M flows takes minutes).
 
-Measured 2026-12-02 after the merge, median of 5 (load 1.5, nothing else running): haircut
-0.465 s = 21.5M flows/s (spread 0.350-0.535 s), FIFO 0.351 s = 28.5M flows/s (0.304-0.460 s),
-build_seconds 24.3-24.7, bytes_per_flow 9.4-12.7, ref_ratio 79-102.
+Measured 2026-12-02 after the merge, median of 5, nothing else running (load 1.3-1.5), two
+rounds: haircut 0.465 s = 21.5M flows/s (spread 0.350-0.535 s) and 0.322 s = 31.0M flows/s
+(0.300-0.342 s); FIFO 0.351 s = 28.5M flows/s (0.304-0.460 s) and 0.346 s = 28.9M flows/s
+(0.258-0.382 s); poison 0.552 s = 18.1M flows/s (no target); build_seconds 21-25,
+bytes_per_flow 9.4-15.0, ref_ratio 70-126.
 
 Measured 2026-12-02 (issue 3, branch fifo-fast) on the shared 2-core machine (another session's
 work came and went: load 0.1-1.3 during these runs, 2.5-6 while tuning), --flows 10000000,
