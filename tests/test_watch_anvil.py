@@ -1,6 +1,7 @@
 """`watch` end to end on a real anvil node: a theft traced, tainted funds moved through two
 hops into a labelled exchange deposit, the signed alert on a local webhook; a reorganisation
-that leaves nothing behind; and a watch killed mid-way and restarted."""
+that leaves nothing behind; a watch killed mid-way and restarted; and a FIFO case watched
+beside a haircut one."""
 
 from __future__ import annotations
 
@@ -234,3 +235,51 @@ def test_killed_watch_resumes_without_loss_or_duplicates(theft: dict) -> None:
     assert {p["tx_hash"] for _, p, _ in receiver.got} >= set(deposits)
     assert len(posted) - len(set(posted)) <= 1
     assert all(ok for _, _, ok in receiver.got)
+
+
+def test_fifo_and_haircut_cases_watched_side_by_side(anvil_node: Node, tmp_path: Path) -> None:  # noqa: F811
+    """A FIFO case is watched from its stored queues: 10 stolen, then 10 clean into the same
+    wallet, then 5 to the exchange deposit. FIFO sends the oldest (stolen) money first, so
+    its alert carries 5; haircut carries half of 5. Both within 5 s, and the watch's FIFO
+    queue equals a full re-trace's."""
+    node, thief, deposit = anvil_node, "0x" + "75" * 20, "0x" + "76" * 20
+    accounts = node.rpc("eth_accounts")
+    first = node.head() + 1
+    theft = send_from(node, accounts[2], thief, 10 * ETH)
+    path = tmp_path / "ws"
+    with open_workspace(path) as ws:
+        ingest_rpc(ws, node.url, first, node.head())
+        ws.con.execute("INSERT INTO labels (chain, address, entity, category, source) VALUES "
+                       "('ethereum', ?, 'OtherExchange', 'deposit_wallet', 'test')", [deposit])
+        for case, policy in (("h", "haircut"), ("f", "fifo")):
+            run_trace(ws, case, [theft], policy=policy)
+    receiver = Receiver()
+    ws = open_workspace(path)
+    deliverer = open_deliverer(ws, tmp_path / "alerts.jsonl", [receiver.url], SECRET, 0)
+    watcher = Watcher(ws, node.url, cases=["h", "f"], batch_blocks=5, deliverer=deliverer)
+    stop = threading.Event()
+    thread = threading.Thread(target=watcher.run, kwargs={"interval": 0.05,
+                                                          "stop": stop.is_set}, daemon=True)
+    thread.start()
+    try:
+        send_from(node, accounts[3], thief, 10 * ETH)
+        sent = time.monotonic()
+        dep_tx = send_from(node, thief, deposit, 5 * ETH)
+        assert _wait(lambda: len(receiver.got) >= 2, 5.0), "no alerts within 5 s"
+        assert max(at for at, _, _ in receiver.got) - sent < 5.0
+    finally:
+        _stop(thread, stop, ws, watcher)
+        receiver.close()
+    got = {p["case_name"]: p for _, p, ok in receiver.got if ok and p["tx_hash"] == dep_tx}
+    assert got["f"]["origin_taint"] == pytest.approx(5.0, rel=1e-9)
+    assert got["h"]["origin_taint"] == pytest.approx(2.5, rel=1e-9)
+    with open_workspace(path) as ws:
+        run_trace(ws, "f-full", [theft], policy="fifo")
+        want = ws.con.execute("SELECT amount, origin, tainted FROM case_lots WHERE case_name = "
+                              "'f-full' AND address = ? ORDER BY seq", [thief]).fetchall()
+        lots = json.loads(ws.con.execute("SELECT lots FROM watch_holdings WHERE case_name = 'f' "
+                                         "AND address = ?", [thief]).fetchone()[0])
+        assert len(lots) == len(want) == 2  # what is left of the stolen 10, then the clean 10
+        for (amount, origin, tainted), (w_amount, w_origin, w_tainted) in zip(lots, want):
+            assert amount / ETH == pytest.approx(w_amount, rel=1e-9)
+            assert origin == pytest.approx(w_origin, rel=1e-9) and bool(tainted) == w_tainted
