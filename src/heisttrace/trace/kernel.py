@@ -497,30 +497,17 @@ def _seed_queue(h: int, bal, flag, head, tail, ntaint, seg_f, seg_i, price) -> f
 
 
 @njit(cache=True)
-def _queue_totals(flag, head, seg_f, seg_i):
-    """(T, O) per holding: the tainted segments left in each queue."""
-    tnt = np.zeros((flag.shape[0], 2))
-    for h in range(flag.shape[0]):
-        if flag[h] == 0:
-            continue
-        g = head[h]
-        while g >= 0:
-            if seg_i[g, 1] == 1:
-                tnt[h, 0] += seg_f[g, 0]
-                tnt[h, 1] += seg_f[g, 1]
-            g = seg_i[g, 0]
-    return tnt
-
-
-@njit(cache=True)
-def _queue_lots(flag, head, seg_f, seg_i):
-    """Every queue, segment by segment, oldest first (the live watch continues from them)."""
+def _queues_out(flag, head, seg_f, seg_i):
+    """The queues at the end, in one walk: (T, O) per holding from their tainted segments,
+    and every segment, queue by queue and oldest first, as (holding, (amount, origin),
+    tainted) rows for the live watch to continue from."""
     n = 0
     for h in range(flag.shape[0]):
         g = head[h] if flag[h] != 0 else -1
         while g >= 0:
             n += 1
             g = seg_i[g, 0]
+    tnt = np.zeros((flag.shape[0], 2))
     l_h = np.empty(n, np.int32)
     l_f = np.empty((n, 2))
     l_t = np.empty(n, np.int8)
@@ -528,13 +515,16 @@ def _queue_lots(flag, head, seg_f, seg_i):
     for h in range(flag.shape[0]):
         g = head[h] if flag[h] != 0 else -1
         while g >= 0:
+            if seg_i[g, 1] == 1:
+                tnt[h, 0] += seg_f[g, 0]
+                tnt[h, 1] += seg_f[g, 1]
             l_h[k] = h
             l_f[k, 0] = seg_f[g, 0]
             l_f[k, 1] = seg_f[g, 1]
             l_t[k] = seg_i[g, 1]
             k += 1
             g = seg_i[g, 0]
-    return l_h, l_f, l_t
+    return tnt, l_h, l_f, l_t
 
 
 @njit(cache=True, nogil=True)
@@ -633,8 +623,7 @@ def sweep_fifo(src, dst, aout, ain, time, stop, seed_idx, ev_pos, ev_h, ev_time,
             seg_f, seg_i = _reserve(seg_f, seg_i, k)
         for j in range(k):
             _append(d, p_f[j, 0] * r, p_f[j, 1], p_t[j], head, tail, ntaint, seg_f, seg_i)
-    tnt = _queue_totals(flag, head, seg_f, seg_i)
-    l_h, l_f, l_t = _queue_lots(flag, head, seg_f, seg_i)
+    tnt, l_h, l_f, l_t = _queues_out(flag, head, seg_f, seg_i)
     return (bal, tnt, sink, sink_code, first, last, e_idx[:ne].copy(), e_val[:ne].copy(),
             stolen, flag, np.zeros(1, np.int32), l_h, l_f, l_t)
 

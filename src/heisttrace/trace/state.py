@@ -42,9 +42,9 @@ def end_lots(res: SweepResult) -> pa.Table | None:
     if res.lots is None:
         return None
     h, amount, origin, tainted = res.lots
-    # a queue's lots come out of the kernel oldest first, holding after holding
-    starts = np.r_[0, np.flatnonzero(np.diff(h)) + 1] if h.size else np.zeros(0, np.int64)
-    seq = np.arange(h.size) - np.repeat(starts, np.diff(np.r_[starts, h.size]))
+    # the kernel gives the queues holding after holding, each oldest first: a lot's place in
+    # its queue is its distance from the queue's first row
+    seq = np.arange(h.size) - np.searchsorted(h, h)
     return pa.table({
         "h": pa.array(h.astype(np.int64)),
         "seq": pa.array(seq.astype(np.int32)),
