@@ -235,11 +235,11 @@ def _encode(ws: Workspace, roles: pa.Table, until: int | None) -> EncodedLedger:
             rows[name] = rows[name][order]
         del order
         n_flows = rows["rid"].shape[0]
-        # the sweep's table: `i` = position in the sweep, `rid` = rowid in `flows`
+        # the sweep's table: `i` = position in the sweep, `rid` = rowid in `flows`, and the
+        # encoded columns the seeds and the case store read back (the rest live in numpy)
         con.register("_trace_sorted", pa.table({
             "i": np.arange(n_flows, dtype=np.int64), "rid": rows["rid"], "time": rows["time"],
-            "s": rows["s"], "d": rows["d"], "a_out": rows["a_out"], "a_in": rows["a_in"],
-            "stop": rows["stop"]}))
+            "s": rows["s"], "d": rows["d"], "a_out": rows["a_out"]}))
         try:
             con.execute("CREATE OR REPLACE TEMP TABLE _trace_order AS SELECT * FROM _trace_sorted")
         finally:
@@ -250,7 +250,7 @@ def _encode(ws: Workspace, roles: pa.Table, until: int | None) -> EncodedLedger:
             CREATE OR REPLACE TEMP VIEW _trace_flows AS
             SELECT o.i, f.chain, f.block, o.time, f.ordinal, f.tx_hash, f.src, f.dst, f.asset,
                    f.kind, coalesce(f.dst_chain, f.chain) AS dchain,
-                   coalesce(f.dst_asset, f.asset) AS dasset, o.s, o.d, o.a_out, o.a_in, o.stop
+                   coalesce(f.dst_asset, f.asset) AS dasset, o.s, o.d, o.a_out
             FROM _trace_order o JOIN flows f ON f.rowid = o.rid
             """
         )

@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS case_edges (
     origin_taint DOUBLE
 );
 CREATE TABLE IF NOT EXISTS case_state (
-    case_name VARCHAR PRIMARY KEY, max_hops INTEGER, holdings BIGINT NOT NULL
+    case_name VARCHAR PRIMARY KEY, max_hops INTEGER
 );
 CREATE TABLE IF NOT EXISTS case_holdings (
     case_name VARCHAR NOT NULL, chain VARCHAR NOT NULL, address VARCHAR NOT NULL,
@@ -76,7 +76,7 @@ def write_case(
     edge_index: np.ndarray,
     edge_taint: np.ndarray,
     edge_origin: np.ndarray,
-    state: pa.Table | None = None,
+    state: pa.Table,
     lots: pa.Table | None = None,
     max_hops: int | None = None,
 ) -> None:
@@ -99,8 +99,7 @@ def write_case(
     con.register("_case_sinks_new", sinks)
     con.register("_case_edges_new", edges)
     con.register("_case_roles", roles.select(["chain", "address", "entity"]))
-    if state is not None:
-        con.register("_case_state_new", state)
+    con.register("_case_state_new", state)
     if lots is not None:
         con.register("_case_lots_new", lots)
     try:
@@ -133,8 +132,7 @@ def write_case(
                 """,
                 [case],
             )
-            if state is not None:
-                _write_state(con, case, state, lots, max_hops)
+            _write_state(con, case, state, lots, max_hops)
     finally:
         for view in ("_case_sinks_new", "_case_edges_new", "_case_roles", "_case_state_new",
                      "_case_lots_new"):
@@ -144,7 +142,7 @@ def write_case(
 def _write_state(con, case: str, state: pa.Table, lots: pa.Table | None,
                  max_hops: int | None) -> None:
     """The watch's starting point (trace/state.py); its `case_state` row marks it present."""
-    con.execute("INSERT INTO case_state VALUES (?, ?, ?)", [case, max_hops, state.num_rows])
+    con.execute("INSERT INTO case_state VALUES (?, ?)", [case, max_hops])
     con.execute(
         """
         INSERT INTO case_holdings

@@ -25,7 +25,7 @@ from typing import Any
 from heisttrace.errors import HeisttraceError
 from heisttrace.ledger.schema import FEE_SINK
 from heisttrace.ledger.workspace import Workspace
-from heisttrace.trace.encode import CONVERSION_KINDS, default_decimals
+from heisttrace.trace.encode import CONVERSION_KINDS, decimals_table, default_decimals
 from heisttrace.trace.kernel import FIFO, POISON, SNAP
 
 DDL = """
@@ -123,34 +123,32 @@ def init_case(ws: Workspace, case: str, chain: str, start_block: int) -> None:
         raise HeisttraceError(
             f"case {case!r} was traced by an older heisttrace that did not keep the state the "
             f"watch continues from; re-run `heisttrace trace --case {case} ...` first")
-    pairs = con.execute("SELECT DISTINCT chain, asset FROM case_holdings WHERE case_name = ?",
-                        [case]).fetchall()
-    con.execute("CREATE OR REPLACE TEMP TABLE _watch_scale (chain VARCHAR, asset VARCHAR, "
-                "scale DOUBLE)")
-    if pairs:
-        con.executemany("INSERT INTO _watch_scale VALUES (?, ?, ?)",
-                        [[c, a, 10.0 ** _decimals(ws, c, a)] for c, a in pairs])
-    con.execute(
-        f"""
-        INSERT INTO watch_holdings (case_name, chain, address, asset, {HOLDING_COLUMNS})
-        WITH lots AS (
-            SELECT chain, address, asset,
-                   to_json(list([amount * x.scale, origin, tainted::DOUBLE] ORDER BY seq))
-                       ::VARCHAR AS lots
-            FROM case_lots JOIN _watch_scale x USING (chain, asset)
-            WHERE case_name = $1 GROUP BY ALL
-        )
-        SELECT $1, h.chain, h.address, h.asset, h.balance * x.scale, h.taint * x.scale,
-               h.origin, h.hops, l.lots
-        FROM case_holdings h JOIN _watch_scale x USING (chain, asset)
-        LEFT JOIN lots l USING (chain, address, asset)
-        WHERE h.case_name = $1
-        """, [case])
-    con.execute("DROP TABLE _watch_scale")
+    # whole units (as the trace stores them) -> base units; the queue as JSON
+    con.register("_watch_scale", decimals_table(ws))
+    try:
+        con.execute(
+            f"""
+            INSERT INTO watch_holdings (case_name, chain, address, asset, {HOLDING_COLUMNS})
+            WITH lots AS (
+                SELECT chain, address, asset,
+                       to_json(list([amount * x.scale, origin, tainted::DOUBLE] ORDER BY seq))
+                           ::VARCHAR AS lots
+                FROM case_lots JOIN _watch_scale x USING (chain, asset)
+                WHERE case_name = $1 GROUP BY ALL
+            )
+            SELECT $1, h.chain, h.address, h.asset, h.balance * x.scale, h.taint * x.scale,
+                   h.origin, h.hops, l.lots
+            FROM case_holdings h JOIN _watch_scale x USING (chain, asset)
+            LEFT JOIN lots l USING (chain, address, asset)
+            WHERE h.case_name = $1
+            """, [case])
+    finally:
+        con.unregister("_watch_scale")
     con.execute("INSERT INTO watch_cases VALUES (?, ?, ?)", [case, chain, start_block])
 
 
 def has_state(ws: Workspace, case: str) -> bool:
+    """Whether `trace` stored the sweep's end state for `case` (older versions did not)."""
     tables = {r[0] for r in ws.con.execute(
         "SELECT table_name FROM information_schema.tables").fetchall()}
     return "case_state" in tables and ws.con.execute(
@@ -184,13 +182,11 @@ def _ledger_balance(ws: Workspace, chain: str, address: str, asset: str, block: 
 
 
 def load_case(ws: Workspace, case: str) -> CaseState:
-    policy, unit, min_taint = ws.con.execute(
-        "SELECT policy, origin_unit, min_taint FROM cases WHERE case_name = ?",
-        [case]).fetchone()  # type: ignore[misc]
-    row = ws.con.execute("SELECT max_hops FROM case_state WHERE case_name = ?",
-                         [case]).fetchone() if has_state(ws, case) else None
-    st = CaseState(case, unit, float(min_taint or 0.0), policy,
-                   int(row[0]) if row and row[0] is not None else 0)
+    """A watched case (init_case made sure its state is stored) with its holdings."""
+    policy, unit, min_taint, max_hops = ws.con.execute(
+        "SELECT policy, origin_unit, min_taint, max_hops FROM cases JOIN case_state "
+        "USING (case_name) WHERE case_name = ?", [case]).fetchone()  # type: ignore[misc]
+    st = CaseState(case, unit, float(min_taint or 0.0), policy, int(max_hops or 0))
     for c, a, s, *values in ws.con.execute(
             f"SELECT chain, address, asset, {HOLDING_COLUMNS} FROM watch_holdings "
             "WHERE case_name = ?", [case]).fetchall():
