@@ -22,12 +22,13 @@ from tests.test_ingest_etl_onepass_files import _bench_generate, _rows, _store
 
 def _settings(ws: Workspace) -> tuple:
     """The settings the import changes; memory_limit to 0.1 GiB (it reads back rounded)."""
-    limit, order, disabled = ws.con.execute(
+    limit, order, disabled, optimizers = ws.con.execute(
         "SELECT current_setting('memory_limit'), current_setting('preserve_insertion_order'), "
-        "current_setting('disabled_compression_methods')"
+        "current_setting('disabled_compression_methods'), current_setting('disabled_optimizers')"
     ).fetchone()
     number, unit = limit.split()
-    return round(float(number) * {"MiB": 1 / 1024, "GiB": 1.0}[unit], 0), order, disabled
+    return (round(float(number) * {"MiB": 1 / 1024, "GiB": 1.0}[unit], 0), order, disabled,
+            optimizers)
 
 
 @pytest.fixture(scope="module")

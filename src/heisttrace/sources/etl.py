@@ -25,10 +25,15 @@ from pathlib import Path
 import duckdb
 
 from heisttrace.errors import InputError
+from heisttrace.sources import csv_check
 from heisttrace.sources.evm import (
+    ADDRESS,
     BAD_VALUE_MARK,
+    COLUMNS,
+    HASH,
     MISSING_MARK,
     TABLES,
+    UINT,
     IngestReport,
     Recheck,
     explain_missing,
@@ -144,7 +149,8 @@ def ingest_etl(
                     step("reading and checking CSVs")
                     try:
                         prep = prepare(con, relations, origins, fast=True,
-                                       stream=_read_once(con, relations))
+                                       stream=_read_once(con, relations),
+                                       proven=_proven(files))
                         step("mapping to flows")
                         res = store_prepared(con, prep, chain, one_pass=True)
                     except duckdb.Error as exc:
@@ -182,6 +188,24 @@ def ingest_etl(
     step("done")
     report.seconds = time.perf_counter() - started
     return report
+
+
+_CHECK_CODES = {ADDRESS: csv_check.ADDRESS, HASH: csv_check.HASH, UINT: csv_check.UINT}
+
+
+def _proven(files: dict[str, Path]) -> frozenset[str]:
+    """The tables whose files a compiled pass proves clean, so they need no per-cell guard."""
+    proven = set()
+    for table, path in files.items():
+        rules = {col: (kind, required) for col, kind, required in COLUMNS[table]}
+        kinds, required = [], []
+        for name in _header(path):
+            kind, req = rules.get(name.lower(), ("", False))
+            kinds.append(_CHECK_CODES.get(kind, csv_check.ANY))
+            required.append(req)
+        if csv_check.proven_clean(path, kinds, required):
+            proven.add(table)
+    return frozenset(proven)
 
 
 def _read_once(con: duckdb.DuckDBPyConnection, relations: dict[str, str]) -> frozenset[str]:
