@@ -11,18 +11,23 @@ folder, ingests it into a fresh workspace and ends with the line
 `seconds` covers ingest_etl only (not generating the files); peak_rss_mb is the process's
 peak resident memory over the whole run (Linux ru_maxrss).
 
-Measured 2026-12-02 after the merge, nothing else running (load 1.6): `ingest rows=5000000
-seconds=14.90 rows_per_s=335508 peak_rss_mb=1153 flows=6130770`.
+Measured 2026-12-02, nothing else running (load ~1), three runs: `ingest rows=5000000
+seconds=9.77 rows_per_s=511777 peak_rss_mb=1246 flows=6130770` (10.44 and 10.91 s in the other
+two); the same export took 15.92 s before this round (335,508 rows/s earlier the same day).
+What changed: the compiled pass of sources/csv_check.py proves both CSVs clean (0.5 s wall for
+the 1.1 GB), so no cell meets a SQL guard (those cost 3.5 s wall); the one-pass insert keeps its
+hash tables on the lookups (DuckDB had moved them onto the streamed 3.75M-row CSV: 1.6 s);
+DuckDB's own progress bar is off (0.6 s).
 
-Measured 2026-12-02 (issue 2, branch ingest-fast) on the shared 2-core machine, where another
-session kept ~1.5 cores busy (load 2-3), so DuckDB effectively had one core (a trivially
-parallel query showed CPU time = wall time): ingest CPU time (DuckDB threads included) for
-rows=5000000, same export, same conditions: main 34.8 s (wall 28.5 s), after 22.4-24.6 s
-(wall 19.4-24.9 s); peak_rss_mb 1440 -> ~1170. Floor on the same export (CPU): reading both
-CSVs as text 2.2 s, lowercasing + checking every cell 6-8 s, writing the 6.13M flows into
-`flows` 9.7 s with dictionary compression off (13.1 s with DuckDB's default analysis).
-Writing alone at perfect 2-core scaling is ~5 s, i.e. the 1M rows/s target is not reachable
-with DuckDB on 2 cores while every cell is checked; ~2x CPU headroom is the realistic best.
+Where the 9.8 s go now (wall, both cores busy): proving the CSVs 0.5, copying
+transactions.csv to a temp table 0.75, the insert 6.8 (reading and mapping 2.3-2.9, writing the
+6.13M flows into the `flows` table ~4: FSST compression, string statistics, page faults; per
+string column, not per byte), the repeated-key check 0.5-0.7, commit 0.2. Measured
+alternatives for the write: the same rows as Parquet (DuckDB COPY, snappy) ~2.6 s, a flows
+table without the duplicated amount_in and the constant chain/kind strings ~1.5 s less. Neither
+reaches the 1,000,000 rows/s target (5 s): that needs a writer and mapper that never hold the
+flows as DuckDB strings (e.g. a compiled mapper writing Parquet/Arrow segments the `flows`
+view reads), a change of the workspace's storage left for its own round.
 """
 
 from __future__ import annotations
