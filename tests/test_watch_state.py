@@ -53,19 +53,29 @@ def random_ledger(ws: Workspace, seed: int, n: int = 60) -> list[dict]:
     return rows
 
 
-def advance(ws: Workspace, case: str, first: int, last: int) -> list[dict]:
+COLS = ["chain", "block", "time", "ordinal", "tx_hash", "src", "dst", "asset", "amount_out",
+        "amount_in", "kind", "dst_chain", "dst_asset"]
+
+
+def _ledger_rows(ws: Workspace, first: int, last: int) -> list[dict]:
+    return [dict(zip(COLS, r)) for r in ws.con.execute(
+        f"SELECT {', '.join(COLS)} FROM ledger WHERE chain = 'ethereum' AND block BETWEEN ? "
+        "AND ? ORDER BY block, ordinal, tx_hash", [first, last]).fetchall()]
+
+
+def advance(ws: Workspace, case: str, first: int, last: int, batched: bool = True) -> list[dict]:
+    """Watch blocks first..last as one batch: new holdings' balances from one ledger query
+    (`batched`, as `watch` does) or one query each."""
     roles_tbl = address_roles(ws).to_pylist()
     roles = {(r["chain"], r["address"]): (r["role"], r["entity"], r["category"])
              for r in roles_tbl}
     st = S.load_case(ws, case)
     alerts = []
-    cols = ["chain", "block", "time", "ordinal", "tx_hash", "src", "dst", "asset",
-            "amount_out", "amount_in", "kind", "dst_chain", "dst_asset"]
+    rows = _ledger_rows(ws, first, last)
+    balances = S.LedgerBalances(ws, "ethereum", first, rows) if batched else None
     for block in range(first, last + 1):
-        flows = [dict(zip(cols, r)) for r in ws.con.execute(
-            f"SELECT {', '.join(cols)} FROM ledger WHERE block = ? ORDER BY ordinal",
-            [block]).fetchall()]
-        got, _ = S.apply_block(ws, st, block, flows, roles, set())
+        flows = [f for f in rows if f["block"] == block]
+        got, _ = S.apply_block(ws, st, block, flows, roles, set(), balances)
         S.save(ws, st, block)
         alerts += got
     return alerts
@@ -99,7 +109,7 @@ def test_incremental_equals_full_retrace(workspace: Workspace, seed: int, policy
     run_trace(workspace, "early", ["0xtheft"], policy=policy, until=cut, max_hops=3)
     S.ensure_tables(workspace)
     S.init_case(workspace, "early", "ethereum", cut + 1)
-    alerts = advance(workspace, "early", cut + 1, last)
+    alerts = advance(workspace, "early", cut + 1, last, batched=seed != 1)
     run_trace(workspace, "full", ["0xtheft"], policy=policy, max_hops=3)
     full = _state(workspace, "case_holdings", "full", 1.0)
     held = _state(workspace, "watch_holdings", "early", 1e18)
@@ -133,6 +143,49 @@ def test_incremental_equals_full_retrace(workspace: Workspace, seed: int, policy
             "SELECT count(*) FROM case_edges WHERE case_name = 'early' AND dst = ? AND "
             "block <= ?", [DEPOSIT, cut]).fetchone()[0]
         assert early + len(alerts) == exposed
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_batched_ledger_balances_equal_one_query_each(workspace: Workspace, seed: int) -> None:
+    """Several flows per block, two assets, a bridge out and in: for every holding a batch
+    pays and every position in the batch, the batched balance is the per-holding query's."""
+    rnd = random.Random(seed)
+    people = ADDRS[:5]
+    rows = []
+    for b in range(1, 31):
+        for o in range(rnd.randrange(0, 5)):
+            src, dst = rnd.sample(people + [FUNDER], 2)
+            asset = rnd.choice(["ETH", "0x" + "70" * 20])
+            r = flow(b, f"0x{b:03x}{o}", src, dst, rnd.randrange(1, 9), ordinal=o * 7 + 1,
+                     asset=asset, block=b)
+            if rnd.random() < 0.1:  # a bridge: leaves this chain, or arrives from another
+                r.update(kind="bridge", dst_chain="bitcoin", dst_asset="BTC")
+            rows.append(r)
+    rows.append(flow(12, "0xin", FUNDER, people[0], 3, ordinal=3, chain="bitcoin",
+                     asset="BTC", dst_chain="ethereum", dst_asset="ETH", kind="bridge",
+                     block=12))
+    loner = "0x" + "10" * 20  # paid before the batch, only pays out in it
+    rows += [flow(2, "0xl1", FUNDER, loner, 5, block=2), flow(15, "0xl2", loner, FUNDER, 1,
+                                                              ordinal=999, block=15)]
+    add(workspace, rows)
+    first, last = 11, 30
+    batch = _ledger_rows(workspace, first, last)
+    balances = S.LedgerBalances(workspace, "ethereum", first, batch)
+    keys = {("ethereum", a, s) for a in people + [FUNDER, loner]
+            for s in ["ETH", "0x" + "70" * 20]}
+    checked = 0
+    for f in batch + [dict(block=31, ordinal=0)]:
+        for key in keys:
+            want = S._ledger_balance(workspace, *key, f["block"], f["ordinal"])
+            got = balances.balance(key, f["block"], f["ordinal"])
+            assert got == pytest.approx(want, rel=1e-12, abs=1e-6), (key, f["block"])
+            checked += want > 0
+    assert checked > 50
+    assert ("ethereum", loner, "ETH") not in balances.keys
+    assert balances.balance(("ethereum", loner, "ETH"), 20, 1) == pytest.approx(4e18)
+    # before the batch, on another chain: asked of the ledger directly
+    assert balances.balance(("ethereum", people[0], "ETH"), 5, 1) == S._ledger_balance(
+        workspace, "ethereum", people[0], "ETH", 5, 1)
 
 
 def test_rollback_restores_state_exactly(workspace: Workspace) -> None:

@@ -193,11 +193,12 @@ class Watcher:
             by_block: dict[int, list[dict[str, Any]]] = {}
             for f in flows:
                 by_block.setdefault(int(f["block"]), []).append(f)
+            balances = S.LedgerBalances(ws, self.chain, first, flows)
             for case in self.cases:
                 st = S.load_case(ws, case)
                 for block in range(first, end + 1):
                     alerts, edges = S.apply_block(ws, st, block, by_block.get(block, []),
-                                                  roles, ignored)
+                                                  roles, ignored, balances)
                     S.save(ws, st, block)
                     self._store_edges(case, edges)
                     n_alerts += self._store_alerts(case, st, alerts)

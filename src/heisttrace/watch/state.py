@@ -22,6 +22,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from heisttrace.errors import HeisttraceError
 from heisttrace.ledger.schema import FEE_SINK
 from heisttrace.ledger.workspace import Workspace
@@ -181,6 +183,83 @@ def _ledger_balance(ws: Workspace, chain: str, address: str, asset: str, block: 
     return max(float(row[0]), 0.0) if row else 0.0  # type: ignore[index]
 
 
+class LedgerBalances:
+    """Ledger balances of the holdings a batch of blocks may start to follow, from one query.
+
+    A holding the watch starts to follow needs its balance just before the flow that first
+    reaches it. Asking the ledger once per new holding scanned every flow each time (no index
+    fits `src = a OR dst = a`): a block spreading taint to a hundred wallets cost a hundred
+    scans. Here every holding the batch's flows pay is asked for at once, up to the batch's
+    first block, and the batch's own flows (`flows`: the ledger rows of `chain` in the batch,
+    in ledger order) are added in memory. The result equals `_ledger_balance`, up to the order
+    in which doubles are summed.
+    """
+
+    def __init__(self, ws: Workspace, chain: str, first_block: int,
+                 flows: list[dict[str, Any]]) -> None:
+        self.ws, self.chain, self.first = ws, chain, first_block
+        self.flows = flows
+        # the holdings the batch pays: only these can start to be followed in it
+        self.keys = {(chain, f["dst"], f["dst_asset"] or f["asset"]) for f in flows
+                     if (f["dst_chain"] or f["chain"]) == chain}
+        self._base: dict[Key, tuple[float, float]] | None = None
+        self._events: dict[Key, list[tuple[int, int, float, float]]] = {}
+
+    def _load(self) -> dict[Key, tuple[float, float]]:
+        chain, keys = self.chain, self.keys
+        for f in self.flows:  # (block, ordinal, in, out), in ledger order
+            if f["chain"] != chain:
+                continue
+            ev = (int(f["block"]), int(f["ordinal"]))
+            if (f["dst_chain"] or chain) == chain:
+                k = (chain, f["dst"], f["dst_asset"] or f["asset"])
+                if k in keys:
+                    self._events.setdefault(k, []).append((*ev, float(f["amount_in"]), 0.0))
+            k = (chain, f["src"], f["asset"])
+            if k in keys:
+                self._events.setdefault(k, []).append((*ev, 0.0, float(f["amount_out"])))
+        base: dict[Key, tuple[float, float]] = {}
+        if keys:
+            con = self.ws.con
+            con.register("_watch_keys", pa.table({
+                "address": [k[1] for k in keys], "asset": [k[2] for k in keys]}))
+            try:
+                rows = con.execute(
+                    """
+                    SELECT k.address, k.asset, sum(CAST(g.amount_in AS DOUBLE)), 0.0
+                    FROM ledger g JOIN _watch_keys k
+                      ON g.dst = k.address AND coalesce(g.dst_asset, g.asset) = k.asset
+                    WHERE g.chain = $1 AND coalesce(g.dst_chain, g.chain) = $1
+                      AND g.block < $2
+                    GROUP BY ALL
+                    UNION ALL
+                    SELECT k.address, k.asset, 0.0, sum(CAST(g.amount_out AS DOUBLE))
+                    FROM ledger g JOIN _watch_keys k ON g.src = k.address AND g.asset = k.asset
+                    WHERE g.chain = $1 AND g.block < $2
+                    GROUP BY ALL
+                    """, [chain, self.first]).fetchall()
+            finally:
+                con.unregister("_watch_keys")
+            for address, asset, got, gave in rows:
+                old = base.get((chain, address, asset), (0.0, 0.0))
+                base[(chain, address, asset)] = (old[0] + got, old[1] + gave)
+        return base
+
+    def balance(self, key: Key, block: int, ordinal: int) -> float:
+        """In minus out of `key` before (block, ordinal), as `_ledger_balance` computes it."""
+        if key not in self.keys or block < self.first:
+            return _ledger_balance(self.ws, *key, block, ordinal)
+        if self._base is None:
+            self._base = self._load()
+        got, gave = self._base.get(key, (0.0, 0.0))
+        for b, o, i, out in self._events.get(key, ()):
+            if (b, o) >= (block, ordinal):
+                break
+            got += i
+            gave += out
+        return max(got - gave, 0.0)
+
+
 def load_case(ws: Workspace, case: str) -> CaseState:
     """A watched case (init_case made sure its state is stored) with its holdings."""
     policy, unit, min_taint, max_hops = ws.con.execute(
@@ -194,13 +273,15 @@ def load_case(ws: Workspace, case: str) -> CaseState:
     return st
 
 
-def _touch(ws: Workspace, st: CaseState, key: Key, block: int, ordinal: int) -> Holding:
+def _touch(ws: Workspace, st: CaseState, key: Key, block: int, ordinal: int,
+           balances: LedgerBalances | None) -> Holding:
     """The holding, loading an untracked one's balance from the ledger; records its undo."""
     h = st.holdings.get(key)
     if key not in st.undo:
         st.undo[key] = None if h is None else h.copy()
     if h is None:
-        h = Holding(_ledger_balance(ws, *key, block, ordinal), 0.0, 0.0)
+        h = Holding(balances.balance(key, block, ordinal) if balances is not None
+                    else _ledger_balance(ws, *key, block, ordinal), 0.0, 0.0)
         st.holdings[key] = h
     st.dirty.add(key)
     return h
@@ -278,9 +359,12 @@ def _settle(h: Holding) -> None:
 
 def apply_block(ws: Workspace, st: CaseState, block: int, flows: list[dict[str, Any]],
                 roles: dict[tuple[str, str], tuple[str, str | None, str | None]],
-                ignored: set[tuple[str, str]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                ignored: set[tuple[str, str]], balances: LedgerBalances | None = None,
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Advances the case over one block's flows (in ledger order). Returns (alerts, edges):
-    flows that brought taint to a cash_out/dark address, and every flow that carried taint."""
+    flows that brought taint to a cash_out/dark address, and every flow that carried taint.
+    `balances` answers the ledger balance of newly followed holdings for the whole batch
+    (else each is asked of the ledger on its own)."""
     alerts, edges = [], []
     st.undo = {}
     fifo, poison = st.policy == FIFO, st.policy == POISON
@@ -303,7 +387,7 @@ def apply_block(ws: Workspace, st: CaseState, block: int, flows: list[dict[str, 
         pieces: list[Lot] = [[out_amt if out_amt > 0.0 else in_amt, 0.0, 0.0]]
         hops: int | None = None
         if s is not None and out_amt > 0.0:
-            s = _touch(ws, st, skey, block, f["ordinal"])
+            s = _touch(ws, st, skey, block, f["ordinal"], balances)
             if fifo:
                 pieces = _take_fifo(s, out_amt)
                 moved = sum(p[0] for p in pieces if p[2])
@@ -328,7 +412,7 @@ def apply_block(ws: Workspace, st: CaseState, block: int, flows: list[dict[str, 
                                "entity": role[1], "category": role[2]})
             continue
         if moved_in > EPS or origin_moved > EPS or poisoned or d is not None:
-            d = _touch(ws, st, dkey, block, f["ordinal"])
+            d = _touch(ws, st, dkey, block, f["ordinal"], balances)
             before = d.balance
             d.balance = before + in_amt
             if fifo:
