@@ -49,17 +49,45 @@ def serve(
     host: Annotated[str, typer.Option(
         help="Address to bind. Anything but loopback needs $HEISTTRACE_API_TOKEN.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    watch: Annotated[str | None, typer.Option(
+        "--watch", help="Also follow this JSON-RPC node, as `heisttrace watch` does, in the "
+        "same process (a workspace open here cannot be opened by a second process).",
+    )] = None,
+    case: Annotated[list[str] | None, typer.Option(
+        "--case", help="With --watch: case to keep up to date (repeat; default: every case).",
+    )] = None,
+    alerts: Annotated[Path | None, typer.Option(
+        help="With --watch: append alerts as JSON lines to this file.")] = None,
+    webhook: Annotated[list[str] | None, typer.Option(
+        "--webhook", help="With --watch: POST each alert here (repeat), signed with "
+        "$HEISTTRACE_WEBHOOK_SECRET.")] = None,
+    chain: Annotated[str, typer.Option(help="With --watch: chain name the node serves.")
+                     ] = "ethereum",
+    confirmations: Annotated[int, typer.Option(
+        help="With --watch: alert once the flow's block has this many blocks on top.")] = 0,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Serve the web app and the REST API (/api, OpenAPI at /openapi.json) for a workspace.
 
     Bound to 127.0.0.1 by default. Bound elsewhere, it refuses to start unless
     HEISTTRACE_API_TOKEN is set, and then every request must carry that token
-    (`Authorization: Bearer TOKEN`).
+    (`Authorization: Bearer TOKEN`). With --watch the server also follows a node: screening
+    answers include each new block's taint a few seconds after it is committed, and
+    /api/watch tells how far the watch has got.
     """
+    from heisttrace.cli.common import err_console
+    from heisttrace.watch.background import WatchConfig
     from heisttrace.web.app import run_server
 
-    run_server(workspace, host=host, port=port, token=os.environ.get("HEISTTRACE_API_TOKEN"))
+    config = None if watch is None else WatchConfig(
+        watch, chain=chain, cases=list(case or []) or None, alerts=alerts,
+        webhooks=list(webhook or []), secret=os.environ.get("HEISTTRACE_WEBHOOK_SECRET"),
+        confirmations=confirmations)
+    if config is None and (case or alerts or webhook):
+        raise HeisttraceError("--case, --alerts and --webhook go with --watch URL")
+    run_server(workspace, host=host, port=port, token=os.environ.get("HEISTTRACE_API_TOKEN"),
+               watch=config, log=lambda msg: err_console.print(f"[dim]watch:[/dim] {msg}",
+                                                               highlight=False))
 
 
 def register(root: typer.Typer) -> None:

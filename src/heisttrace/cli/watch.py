@@ -38,7 +38,7 @@ def watch(
     """Follow new blocks, keep the cases' taint up to date, and alert when tainted value
     reaches an exchange deposit address or a cash-out/dark entity. Stop with Ctrl-C; a
     restart resumes from the last committed block."""
-    from heisttrace.watch.follow import Watcher, open_deliverer
+    from heisttrace.watch.background import WatchConfig
 
     stopping = [False]
 
@@ -47,13 +47,13 @@ def watch(
 
     signal.signal(signal.SIGTERM, _stop)
     log = lambda msg: err_console.print(f"[dim]watch:[/dim] {msg}", highlight=False)  # noqa: E731
+    config = WatchConfig(rpc, chain=chain, cases=list(case or []) or None, alerts=alerts,
+                         webhooks=list(webhook or []),
+                         secret=secret or os.environ.get("HEISTTRACE_WEBHOOK_SECRET"),
+                         interval=interval, from_block=from_block, batch_blocks=batch_blocks,
+                         confirmations=confirmations, trace_method=trace_method)
     with open_workspace(workspace, create=False) as ws:
-        deliverer = open_deliverer(ws, alerts, list(webhook or []),
-                                   secret or os.environ.get("HEISTTRACE_WEBHOOK_SECRET"),
-                                   confirmations, log)
-        watcher = Watcher(ws, rpc, chain=chain, cases=list(case or []) or None,
-                          from_block=from_block, batch_blocks=batch_blocks,
-                          trace_method=trace_method, deliverer=deliverer, log=log)
+        watcher, deliverer = config.open(ws, log)
         for note in watcher.stats.notes:
             log(note)
         log(f"following {', '.join(watcher.cases)} from block {watcher.last_block() + 1}")

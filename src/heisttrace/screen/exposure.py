@@ -237,11 +237,12 @@ class ExposureIndex:
             return
         with self._lock:
             key = tuple(ws.con.execute(KEY_SQL).fetchone() or ())
-            if key != self.graph_key or self.graph is None:
+            graph = self.graph
+            if key != self.graph_key or graph is None:
                 graph = SenderGraph(ws)
-                self.graph, self.graph_key = graph, key
             if not ws.con.execute("SELECT count(*) FROM information_schema.tables WHERE "
                                   "table_name = 'case_edges'").fetchone()[0]:  # type: ignore[index]
+                self.graph, self.graph_key = graph, key
                 self.cases, self._checked, self._built = {}, _time.monotonic(), True
                 return
             metas = {r[0]: r[1:] for r in ws.con.execute(
@@ -256,7 +257,9 @@ class ExposureIndex:
                 # long-lived: keep the collector from re-scanning millions of keys on every
                 # full cycle (no gc.collect() first: it would hold the GIL for a second)
                 gc.freeze()
-            self.cases = cases
+            # graph and cases change together: a new flow in the graph answered with the old
+            # case tables would show a freshly tainted address as only near the taint
+            self.graph, self.graph_key, self.cases = graph, key, cases
             self._checked, self._built = _time.monotonic(), True
 
     def direct(self, chain: str, address: str) -> tuple[list[Exposure], list[CaseIndex]]:

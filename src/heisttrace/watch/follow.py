@@ -43,6 +43,30 @@ class WatchStats:
     reorgs: int = 0
     last_block: int | None = None
     notes: list[str] = field(default_factory=list)
+    error: str | None = None  # the node's last error, until a poll succeeds again
+
+
+def pick_cases(ws: Workspace, cases: list[str] | None, notes: list[str]) -> list[str]:
+    """The cases to watch: those named (each must exist), else every case with a stored sweep
+    state (the others get a note); raises HeisttraceError when there is none."""
+    known = dict(ws.con.execute("SELECT case_name, policy FROM cases").fetchall()) \
+        if ws.con.execute("SELECT count(*) FROM information_schema.tables WHERE "
+                          "table_name = 'cases'").fetchone()[0] else {}  # type: ignore[index]
+    names = cases or sorted(known)
+    for name in names:
+        if name not in known:
+            raise HeisttraceError(f"no case {name!r} in this workspace; trace it first")
+    if not cases:
+        # every case by default, but one traced before the watch state was stored is
+        # skipped with a note (named with --case, init_case makes it a clear error)
+        stale = [n for n in names if not S.has_state(ws, n)]
+        for n in stale:
+            notes.append(f"case {n!r} has no stored sweep state; re-run `heisttrace trace` "
+                         "for it to be watched")
+        names = [n for n in names if n not in stale]
+    if not names:
+        raise HeisttraceError("no case to watch; trace one first (`heisttrace trace`)")
+    return names
 
 
 class Watcher:
@@ -61,31 +85,11 @@ class Watcher:
         self.deliverer = deliverer
         self.stats = WatchStats()
         S.ensure_tables(ws)
-        self.cases = self._pick_cases(cases)
+        self.cases = pick_cases(ws, cases, self.stats.notes)
         self._start(from_block)
 
     def close(self) -> None:
         self.rpc.close()
-
-    def _pick_cases(self, cases: list[str] | None) -> list[str]:
-        known = dict(self.ws.con.execute("SELECT case_name, policy FROM cases").fetchall()) \
-            if self.ws.con.execute("SELECT count(*) FROM information_schema.tables WHERE "
-                                   "table_name = 'cases'").fetchone()[0] else {}  # type: ignore[index]
-        names = cases or sorted(known)
-        for name in names:
-            if name not in known:
-                raise HeisttraceError(f"no case {name!r} in this workspace; trace it first")
-        if not cases:
-            # every case by default, but one traced before the watch state was stored is
-            # skipped with a note (named with --case, init_case makes it a clear error)
-            stale = [n for n in names if not S.has_state(self.ws, n)]
-            for n in stale:
-                self.stats.notes.append(f"case {n!r} has no stored sweep state; re-run "
-                                        "`heisttrace trace` for it to be watched")
-            names = [n for n in names if n not in stale]
-        if not names:
-            raise HeisttraceError("no case to watch; trace one first (`heisttrace trace`)")
-        return names
 
     def _start(self, from_block: int | None) -> None:
         """The first block to watch: after our checkpoint, else after the RPC importer's,
@@ -254,7 +258,9 @@ class Watcher:
             try:
                 moved = self.step()
                 wait = interval
+                self.stats.error = None
             except (RpcError, OSError) as exc:
+                self.stats.error = f"{type(exc).__name__}: {exc}"
                 self.log(f"node error: {exc}; retrying in {wait:.1f}s")
                 time.sleep(wait)
                 wait = min(wait * 2, max_backoff)

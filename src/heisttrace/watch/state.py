@@ -121,10 +121,7 @@ def init_case(ws: Workspace, case: str, chain: str, start_block: int) -> None:
     con = ws.con
     if con.execute("SELECT 1 FROM watch_cases WHERE case_name = ?", [case]).fetchone():
         return
-    if not has_state(ws, case):
-        raise HeisttraceError(
-            f"case {case!r} was traced by an older heisttrace that did not keep the state the "
-            f"watch continues from; re-run `heisttrace trace --case {case} ...` first")
+    require_state(ws, case)
     # whole units (as the trace stores them) -> base units; the queue as JSON
     con.register("_watch_scale", decimals_table(ws))
     try:
@@ -147,6 +144,14 @@ def init_case(ws: Workspace, case: str, chain: str, start_block: int) -> None:
     finally:
         con.unregister("_watch_scale")
     con.execute("INSERT INTO watch_cases VALUES (?, ?, ?)", [case, chain, start_block])
+
+
+def require_state(ws: Workspace, case: str) -> None:
+    """Raises the error that asks to re-trace a case stored without the sweep's end state."""
+    if not has_state(ws, case):
+        raise HeisttraceError(
+            f"case {case!r} was traced by an older heisttrace that did not keep the state the "
+            f"watch continues from; re-run `heisttrace trace --case {case} ...` first")
 
 
 def has_state(ws: Workspace, case: str) -> bool:

@@ -10,12 +10,13 @@ from a CDN.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +32,7 @@ from heisttrace.report import data
 from heisttrace.report.html import render_case_page, report_json, rows_to_csv, shortpath
 from heisttrace.report.svg import fmt
 from heisttrace.trace.run import run_trace
+from heisttrace.watch.background import BackgroundWatch, WatchConfig
 from heisttrace.web import screen_api
 
 _HERE = Path(__file__).parent
@@ -113,13 +115,31 @@ class _State:
 
 
 def create_app(workspace: str | os.PathLike[str] | None = None, *,
-               token: str | None = None) -> FastAPI:
-    """The ASGI app for one workspace. With `token`, every request must present it."""
+               token: str | None = None, watch: WatchConfig | None = None,
+               log: Callable[[str], None] | None = None) -> FastAPI:
+    """The ASGI app for one workspace. With `token`, every request must present it; with
+    `watch`, a watch follows that node in a thread while the app runs (`log` hears it)."""
     ws = open_workspace(workspace_path(workspace), create=False)
     state = _State(ws, token or None)
+    # its own cursor: the watch writes from its thread while requests read. Started here, so
+    # a case that cannot be watched is an error before the server binds its port.
+    watcher = None if watch is None else BackgroundWatch(
+        Workspace(ws.path, ws.con.cursor()), watch, log)
+    if watcher is not None:
+        watcher.start()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                await asyncio.to_thread(watcher.stop)
+
     # No /docs or /redoc: FastAPI would load Swagger UI from a CDN. The spec is /openapi.json.
     app = FastAPI(title="heisttrace", version="0.1.0", docs_url=None, redoc_url=None,
-                  description="Where stolen cryptocurrency went: cases, sinks, paths, labels.")
+                  description="Where stolen cryptocurrency went: cases, sinks, paths, labels.",
+                  lifespan=lifespan)
     app.state.heisttrace = state
     # the cursor is made here, not in the thread: a connection is not safe to share while
     # it is being duplicated
@@ -171,6 +191,15 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *,
         return rows
 
     # -- API ------------------------------------------------------------------------------
+    @app.get("/api/watch", tags=["watch"])
+    def api_watch() -> dict[str, Any]:
+        """How far the server's watch (`serve --watch URL`) has got; `running` false without."""
+        if watcher is None:
+            return {"running": False, "chain": None, "cases": None, "last_block": None,
+                    "batches": 0, "blocks": 0, "flows": 0, "alerts": 0, "reorgs": 0,
+                    "error": None}
+        return watcher.status()
+
     @app.get("/api/cases", tags=["cases"])
     def api_cases() -> list[dict[str, Any]]:
         """Every traced case in the workspace."""
@@ -346,10 +375,11 @@ def _css() -> str:
 
 
 def run_server(workspace: str | os.PathLike[str] | None, *, host: str = "127.0.0.1",
-               port: int = 8000, token: str | None = None) -> None:
+               port: int = 8000, token: str | None = None, watch: WatchConfig | None = None,
+               log: Callable[[str], None] | None = None) -> None:
     """`heisttrace serve`: checks the bind address against the token, then runs uvicorn."""
     import uvicorn
 
     check_bind(host, token)
-    app = create_app(workspace, token=token)
+    app = create_app(workspace, token=token, watch=watch, log=log)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,95 @@
+"""`serve --watch`: the web server follows a real anvil node in its own process, so screening
+answers include taint that moved after the server started. (DuckDB lets no second process open
+a workspace that one process has open for writing, so a separate `heisttrace watch` beside
+`heisttrace serve` is impossible.)"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from heisttrace.errors import HeisttraceError
+from heisttrace.watch.background import WatchConfig
+from heisttrace.web.app import create_app
+from test_anvil_chain import ETH, Node, anvil_node  # noqa: F401
+from test_watch_anvil import DEPOSIT, MULE1, THIEF, _wait, send_from, theft  # noqa: F401
+
+
+def _screen(client: TestClient, address: str) -> dict:
+    r = client.get(f"/api/screen/ethereum/{address}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_server_screens_what_its_watch_follows(theft: dict, tmp_path: Path) -> None:  # noqa: F811
+    node: Node = theft["node"]
+    alerts = tmp_path / "alerts.jsonl"
+    said: list[str] = []
+    app = create_app(theft["path"], watch=WatchConfig(
+        node.url, cases=["heist"], interval=0.05, batch_blocks=5, alerts=alerts),
+        log=said.append)
+    with TestClient(app) as client:
+        status = client.get("/api/watch").json()
+        assert status["running"] and status["cases"] == ["heist"] and status["error"] is None
+        assert _screen(client, MULE1)["risk"] == "none"
+
+        send_from(node, THIEF, MULE1, 40 * ETH)
+        send_from(node, MULE1, DEPOSIT, 10 * ETH)
+        head = node.head()
+        assert _wait(lambda: (client.get("/api/watch").json()["last_block"] or 0) >= head, 30)
+
+        # the screening index picks the watch's batch up (it checks every 2 s)
+        assert _wait(lambda: [e["kind"] for e in _screen(client, MULE1)["exposures"]]
+                     == ["direct"], 30), said
+        mule = _screen(client, MULE1)
+        (exp,) = mule["exposures"]
+        assert exp["kind"] == "direct" and exp["taint_received"] == pytest.approx(40)
+        deposit = _screen(client, DEPOSIT)["exposures"][0]
+        assert deposit["kind"] == "direct" and deposit["taint_received"] == pytest.approx(10)
+
+        status = client.get("/api/watch").json()
+        assert status["alerts"] == 1 and status["error"] is None and status["flows"] >= 2
+        (alert,) = [json.loads(line) for line in alerts.read_text().splitlines()]
+        assert alert["dst"] == DEPOSIT and alert["origin_taint"] == pytest.approx(10)
+    # leaving the server stopped its watch
+    assert not [t for t in threading.enumerate() if t.name == "heisttrace-watch"]
+    assert any("following heist" in msg for msg in said)
+
+
+def test_a_case_that_cannot_be_watched_stops_the_server_before_it_starts(
+        theft: dict) -> None:  # noqa: F811
+    with pytest.raises(HeisttraceError, match="no case 'nope'"):
+        create_app(theft["path"], watch=WatchConfig(theft["node"].url, cases=["nope"]))
+
+
+def test_a_dead_node_is_retried_while_the_server_answers(theft: dict) -> None:  # noqa: F811
+    """Nothing listens on the port: the watch reports the error and keeps trying; the rest of
+    the server is unaffected."""
+    app = create_app(theft["path"], watch=WatchConfig(
+        "http://127.0.0.1:9/v3/SECRETKEY", cases=["heist"], interval=0.05, retries=0))
+    with TestClient(app) as client:
+        assert _wait(lambda: client.get("/api/watch").json()["error"] is not None, 30)
+        status = client.get("/api/watch").json()
+        assert status["running"] and "127.0.0.1:9" in status["error"]
+        assert "SECRETKEY" not in status["error"]  # a key in the node's URL is not shown
+        assert client.get("/api/cases").status_code == 200
+        assert _screen(client, THIEF)["exposures"][0]["kind"] == "direct"
+    deadline = time.monotonic() + 10
+    while [t for t in threading.enumerate() if t.name == "heisttrace-watch"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_watch_options_need_watch(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from heisttrace.cli import app
+
+    out = CliRunner().invoke(app, ["serve", "--case", "heist", "-w", str(tmp_path)])
+    assert out.exit_code != 0
+    assert isinstance(out.exception, HeisttraceError) and "--watch URL" in str(out.exception)
