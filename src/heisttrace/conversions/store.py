@@ -117,8 +117,8 @@ def clear(ws: Workspace, stages: tuple[str, ...] | None = None) -> None:
     if stages:
         cond = f" WHERE stage IN ({', '.join('?' * len(stages))})"
         params = list(stages)
-    ws.con.execute(
-        f"""DELETE FROM flows WHERE kind IN ('swap', 'bridge') AND EXISTS (
+    ws.delete_flows(
+        f"""kind IN ('swap', 'bridge') AND EXISTS (
                 SELECT 1 FROM (SELECT * FROM conversion_flows{cond}) c
                 WHERE c.chain = flows.chain AND c.tx_hash = flows.tx_hash
                   AND c.ordinal = flows.ordinal)""",

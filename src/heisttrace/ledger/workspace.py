@@ -20,6 +20,8 @@ from heisttrace.ledger.schema import FLOW_COLUMNS, FLOW_SCHEMA
 
 DEFAULT_WORKSPACE = "heisttrace-workspace"
 DB_FILE = "heisttrace.duckdb"
+# checkpoint counting deletions from `flows` (see Workspace.delete_flows)
+FLOWS_GENERATION = "flows:generation"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS flows (
@@ -120,6 +122,15 @@ class Workspace:
             return self.count_flows() - before
         finally:
             self.con.unregister("_new_flows")
+
+    def delete_flows(self, where: str, params: list[object] | None = None) -> None:
+        """`DELETE FROM flows WHERE <where>`, counted: every deletion bumps the checkpoint
+        FLOWS_GENERATION, so in-memory views of the ledger (the screening sender graph) know
+        that more than appends happened and rebuild instead of adding the new rows."""
+        self.con.execute(f"DELETE FROM flows WHERE {where}", params or [])
+        self.con.execute(
+            "INSERT INTO checkpoints VALUES (?, '1') ON CONFLICT (name) DO UPDATE SET "
+            "value = CAST(CAST(checkpoints.value AS BIGINT) + 1 AS VARCHAR)", [FLOWS_GENERATION])
 
     def count_flows(self) -> int:
         return int(self.con.execute("SELECT count(*) FROM flows").fetchone()[0])  # type: ignore[index]

@@ -23,7 +23,7 @@ import numpy as np
 
 from heisttrace.ledger.workspace import Workspace
 from heisttrace.screen.addresses import normalize
-from heisttrace.screen.senders import KEY_SQL, SenderGraph
+from heisttrace.screen.senders import KEY_SQL, Graph, updated_graph
 from heisttrace.trace.encode import decimals_table  # the trace's whole-unit scaling
 
 MAX_HOPS = 3  # indirect exposure further out than this is noise
@@ -210,13 +210,15 @@ class CaseIndex:
 
 class ExposureIndex:
     """Every case's index and the ledger's sender graph, built on first use. A case is rebuilt
-    when its `created_at` changes (a re-trace or a watch update), the sender graph when the
-    ledger's flow counts change. `refresh_every` bounds how often that is checked."""
+    when its `created_at` changes (a re-trace or a watch update); the sender graph takes
+    appended flows as a layer and is rebuilt after anything else (senders.updated_graph).
+    `refresh_every` bounds how often that is checked."""
 
     def __init__(self, refresh_every: float = 2.0) -> None:
         self.cases: dict[str, CaseIndex] = {}
-        self.graph: SenderGraph | None = None
-        self.graph_key: tuple[Any, ...] | None = None
+        self.graph: Graph | None = None
+        self.graph_key: tuple[Any, ...] | None = None  # the ledger state the graph shows
+        self._base_key: tuple[Any, ...] | None = None  # the state its base was built at
         self.refresh_every = refresh_every
         self._built = False  # a whole refresh has completed: cases and graph are there
         self._checked = -1e18
@@ -237,12 +239,12 @@ class ExposureIndex:
             return
         with self._lock:
             key = tuple(ws.con.execute(KEY_SQL).fetchone() or ())
-            graph = self.graph
+            graph, base_key = self.graph, self._base_key
             if key != self.graph_key or graph is None:
-                graph = SenderGraph(ws)
+                graph, base_key = updated_graph(ws, graph, base_key, key)
             if not ws.con.execute("SELECT count(*) FROM information_schema.tables WHERE "
                                   "table_name = 'case_edges'").fetchone()[0]:  # type: ignore[index]
-                self.graph, self.graph_key = graph, key
+                self.graph, self.graph_key, self._base_key = graph, key, base_key
                 self.cases, self._checked, self._built = {}, _time.monotonic(), True
                 return
             metas = {r[0]: r[1:] for r in ws.con.execute(
@@ -259,7 +261,8 @@ class ExposureIndex:
                 gc.freeze()
             # graph and cases change together: a new flow in the graph answered with the old
             # case tables would show a freshly tainted address as only near the taint
-            self.graph, self.graph_key, self.cases = graph, key, cases
+            self.graph, self.graph_key, self._base_key = graph, key, base_key
+            self.cases = cases
             self._checked, self._built = _time.monotonic(), True
 
     def direct(self, chain: str, address: str) -> tuple[list[Exposure], list[CaseIndex]]:
@@ -281,7 +284,7 @@ class ExposureIndex:
         return combine(chain, address, found, missing, walked)
 
 
-def walk_back(graph: SenderGraph, chain: str, address: str,
+def walk_back(graph: Graph, chain: str, address: str,
               cases: list[CaseIndex]) -> dict[str, Exposure]:
     """Breadth-first over the ledger's sender graph, against the flow direction: the first hop
     at which a case's tainted address appears is that case's indirect exposure."""

@@ -479,6 +479,8 @@ def rollback(ws: Workspace, chain: str, after_block: int) -> None:
         if table == "superseded":
             con.execute("DELETE FROM superseded WHERE chain = ? AND tx_hash NOT IN "
                         "(SELECT tx_hash FROM flows WHERE chain = ?)", [chain, chain])
+        elif table == "flows":
+            ws.delete_flows("chain = ? AND block > ?", [chain, after_block])
         else:
             con.execute(f"DELETE FROM {table} WHERE chain = ? AND block > ?",
                         [chain, after_block])
