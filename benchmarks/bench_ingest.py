@@ -11,15 +11,19 @@ folder, ingests it into a fresh workspace and ends with the line
 `seconds` covers ingest_etl only (not generating the files); peak_rss_mb is the process's
 peak resident memory over the whole run (Linux ru_maxrss).
 
-Measured 2026-12-02, nothing else running (load ~1), three runs: `ingest rows=5000000
-seconds=9.77 rows_per_s=511777 peak_rss_mb=1246 flows=6130770` (10.44 and 10.91 s in the other
-two); the same export took 15.92 s before this round (335,508 rows/s earlier the same day).
+Measured 2026-12-02, nothing else running (load ~1): with lower-case hex as ethereum-etl
+writes it, eight runs 8.64-11.19 s, median 9.9 s (`ingest rows=5000000 seconds=9.94
+rows_per_s=503133 peak_rss_mb=1241 flows=6130770`); with `--upper` (the export this benchmark
+wrote before, addresses in upper case) 9.77-10.91 s. Runs on this machine vary by +-15 % with
+nothing else running, so single figures mean little. The same export took 15.92 s before this
+round (335,508 rows/s earlier the same day).
 What changed: the compiled pass of sources/csv_check.py proves both CSVs clean (0.5 s wall for
-the 1.1 GB), so no cell meets a SQL guard (those cost 3.5 s wall); the one-pass insert keeps its
-hash tables on the lookups (DuckDB had moved them onto the streamed 3.75M-row CSV: 1.6 s);
-DuckDB's own progress bar is off (0.6 s).
+the 1.1 GB), so no cell meets a SQL guard (those cost 3.5 s wall), and finds the hex columns
+without upper case, which are not lowercased (~0.8 s); the one-pass insert keeps its hash
+tables on the lookups (DuckDB had moved them onto the streamed 3.75M-row CSV: 1.6 s); DuckDB's
+own progress bar is off (0.6 s).
 
-Where the 9.8 s go now (wall, both cores busy): proving the CSVs 0.5, copying
+Where the ~9.9 s go (wall, both cores busy; upper-case export): proving the CSVs 0.5, copying
 transactions.csv to a temp table 0.75, the insert 6.8 (reading and mapping 2.3-2.9, writing the
 6.13M flows into the `flows` table ~4: FSST compression, string statistics, page faults; per
 string column, not per byte), the repeated-key check 0.5-0.7, commit 0.2. Measured
@@ -46,13 +50,18 @@ from heisttrace.sources.etl import ingest_etl
 TX_PER_BLOCK = 200
 
 
-def generate(folder: Path, rows: int) -> None:
-    """Synthetic but well-formed export; DuckDB writes it (Python would dominate the run)."""
+def generate(folder: Path, rows: int, upper: bool = False) -> None:
+    """Synthetic but well-formed export; DuckDB writes it (Python would dominate the run).
+
+    Hex is lower case, as ethereum-etl writes it; `upper` writes addresses in upper case (the
+    import then lowercases them, as it does for any export that has upper-case hex).
+    """
     n_tx = max(1, rows // 4)
     n_tt = rows - n_tx
     n_blocks = n_tx // TX_PER_BLOCK + 1
     con = duckdb.connect()
-    addr = "'0x' || lpad(to_hex(({x}) % 200003), 40, '0')"
+    hexed = "to_hex(({x}) % 200003)" if upper else "lower(to_hex(({x}) % 200003))"
+    addr = "'0x' || lpad(" + hexed + ", 40, '0')"
     txhash = "'0x' || md5(CAST({x} AS VARCHAR)) || md5(CAST(({x}) + 7 AS VARCHAR))"
     con.execute(
         f"COPY (SELECT i AS number, 1600000000 + i * 12 AS timestamp FROM range({n_blocks}) t(i)) "
@@ -83,11 +92,13 @@ def generate(folder: Path, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--upper", action="store_true",
+                        help="addresses in upper-case hex (ethereum-etl writes lower case)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         folder = Path(tmp) / "export"
         folder.mkdir()
-        generate(folder, args.rows)
+        generate(folder, args.rows, upper=args.upper)
         with open_workspace(Path(tmp) / "ws") as ws:
             started = time.perf_counter()
             report = ingest_etl(ws, folder)

@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heisttrace.sources import csv_check, evm
-from heisttrace.sources.csv_check import ADDRESS, ANY, HASH, UINT, proven_clean
-from heisttrace.sources.etl import _proven, etl_files
-from tests.test_ingest_etl_fast_files import _bench_generate
+from heisttrace.ledger import open_workspace
+from heisttrace.sources.csv_check import ADDRESS, ANY, HASH, UINT, prove, proven_clean
+from heisttrace.sources.etl import _proven, etl_files, ingest_etl
+from tests.test_ingest_etl_fast_files import _bench_generate, _copy, _rows
 
 A = "0x" + "ab12" * 10
 H = "0x" + "cd34" * 16
@@ -136,9 +137,12 @@ def test_proven_implies_duckdb_and_precise_check_accept(
 def test_a_clean_export_is_proven_and_a_bad_cell_is_not(tmp_path: Path) -> None:
     folder = tmp_path / "export"
     folder.mkdir()
-    _bench_generate(folder, 2_000)
+    _bench_generate(folder, 2_000, upper=False)
     files = etl_files(folder)
-    assert _proven(files) == {"blocks", "transactions", "token_transfers"}
+    proven = _proven(files)
+    assert set(proven) == {"blocks", "transactions", "token_transfers"}
+    assert {"from_address", "to_address", "hash"} <= proven["transactions"]
+    assert "value" in proven["token_transfers"]  # (not hex: never lowercased anyway)
     path = folder / "token_transfers.csv"
     lines = path.read_text().splitlines()
     header = lines[0].split(",")
@@ -146,4 +150,37 @@ def test_a_clean_export_is_proven_and_a_bad_cell_is_not(tmp_path: Path) -> None:
     cells[header.index("value")] = "-" + cells[header.index("value")]
     lines[777] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
-    assert _proven(files) == {"blocks", "transactions"}
+    assert set(_proven(files)) == {"blocks", "transactions"}
+
+
+def test_upper_case_hex_is_reported_per_column(tmp_path: Path) -> None:
+    lower = _write(tmp_path, f"{A},1,x,{H}\n{A},2,y,{H}\n")
+    assert prove(lower, *RULES) == [False, False, False, False]
+    mixed = _write(tmp_path, f"{A},1,x,{H}\n{A},2,y,{H[:-1]}F\n", "m.csv")
+    assert prove(mixed, *RULES) == [False, False, False, True]
+    prefix = _write(tmp_path, f"0X{A[2:]},1,x,{H}\n", "p.csv")
+    assert prove(prefix, *RULES) == [True, False, False, False]
+
+
+def test_upper_case_columns_are_lowercased_the_others_are_not(tmp_path: Path) -> None:
+    """Only the columns with upper-case hex are lowercased; the flows are the same."""
+    folder = tmp_path / "lower"
+    folder.mkdir()
+    _bench_generate(folder, 3_000, upper=False)
+    mixed = _copy(folder, tmp_path / "mixed")
+    path = mixed / "token_transfers.csv"
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    i = header.index("to_address")
+    for n in range(1, len(lines), 7):
+        cells = lines[n].split(",")
+        cells[i] = "0X" + cells[i][2:].upper()
+        lines[n] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    proven = _proven(etl_files(mixed))
+    assert "to_address" not in proven["token_transfers"]
+    assert "from_address" in proven["token_transfers"]
+    with open_workspace(tmp_path / "a") as a, open_workspace(tmp_path / "b") as b:
+        ingest_etl(a, folder)
+        ingest_etl(b, mixed)
+        assert _rows(a) == _rows(b)

@@ -46,7 +46,20 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_fast_import_equals_checked_path(tmp_path: Path, bench_export: Path) -> None:
+@pytest.fixture(scope="module")
+def lower_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("bench") / "export"
+    folder.mkdir()
+    _bench_generate(folder, 40_000, upper=False)
+    return folder
+
+
+@pytest.mark.parametrize("hexcase", ["upper", "lower"])
+def test_fast_import_equals_checked_path(tmp_path: Path, bench_export: Path, lower_export: Path,
+                                         hexcase: str) -> None:
+    """Upper-case addresses: proven clean, lowercased; lower case: proven, left as they are."""
+    if hexcase == "lower":
+        bench_export = lower_export
     with open_workspace(tmp_path / "a") as fast, open_workspace(tmp_path / "b") as checked:
         settings = _settings(fast)
         report = ingest_etl(fast, bench_export)

@@ -20,14 +20,15 @@ from tests.shared_data import ETL_FIXTURES, REPO
 from tests.test_ingest_etl_files import etl_folder, snapshot
 
 
-def _bench_generate(folder: Path, rows: int) -> None:
-    """The benchmark's synthetic export (uppercase hex, failed txs, receipt columns inline)."""
+def _bench_generate(folder: Path, rows: int, upper: bool = True) -> None:
+    """The benchmark's synthetic export (upper-case addresses unless told otherwise, failed
+    txs, receipt columns inline)."""
     spec = importlib.util.spec_from_file_location("bench_ingest", REPO / "benchmarks" /
                                                   "bench_ingest.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.generate(folder, rows)
+    module.generate(folder, rows, upper=upper)
 
 
 def _store(ws: Workspace, folder: Path, one_pass: bool) -> tuple[evm.StoreResult, bool]:

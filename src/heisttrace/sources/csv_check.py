@@ -43,9 +43,10 @@ _SPECIAL = _table(b',\r\n"' + bytes(range(128, 256)))
 
 @njit(cache=True, nogil=True)
 def _piece_ok(data: np.ndarray, start: int, end: int, kinds: np.ndarray,
-              required: np.ndarray, crlf: bool) -> bool:
+              required: np.ndarray, crlf: bool, upper: np.ndarray) -> bool:
     """Every line starting in [start, end) has len(kinds) cells, each passing its rule, and
     ends as the header line does (DuckDB takes the line end from there; a mix is an error).
+    `upper[col]` is set when a hex cell of that column has an upper-case letter.
 
     Cell by cell: a hex cell is checked at its fixed width and must then meet its delimiter,
     so most bytes are looked at once.
@@ -60,11 +61,16 @@ def _piece_ok(data: np.ndarray, start: int, end: int, kinds: np.ndarray,
             if kind == ADDRESS or kind == HASH:
                 width = 42 if kind == ADDRESS else 66
                 if k + width <= size and data[k] == 48:  # else empty or bad: judged below
-                    if data[k + 1] != 120 and data[k + 1] != 88:
-                        return False
-                    for j in range(k + 2, k + width):
-                        if not _HEX[data[j]]:
+                    if data[k + 1] != 120:
+                        if data[k + 1] != 88:
                             return False
+                        upper[col] = True
+                    for j in range(k + 2, k + width):
+                        c = data[j]
+                        if not _HEX[c]:
+                            return False
+                        if c <= 70 and c >= 65:
+                            upper[col] = True
                     k += width
             elif kind == UINT:
                 while k < size and _DIGIT[data[k]]:
@@ -95,11 +101,12 @@ def _piece_ok(data: np.ndarray, start: int, end: int, kinds: np.ndarray,
 
 @njit(cache=True, nogil=True, parallel=True)
 def _all_ok(data: np.ndarray, starts: np.ndarray, kinds: np.ndarray,
-            required: np.ndarray, crlf: bool) -> bool:
+            required: np.ndarray, crlf: bool, upper: np.ndarray) -> bool:
+    """All pieces clean; `upper` (pieces x columns) says where upper-case hex was seen."""
     n = starts.shape[0] - 1
     ok = np.ones(n, np.bool_)
     for i in prange(n):
-        ok[i] = _piece_ok(data, starts[i], starts[i + 1], kinds, required, crlf)
+        ok[i] = _piece_ok(data, starts[i], starts[i + 1], kinds, required, crlf, upper[i])
     return bool(ok.all())
 
 
@@ -119,28 +126,39 @@ def _piece_starts(data: np.ndarray, body: int, piece: int) -> np.ndarray:
     return np.unique(np.asarray(starts, np.int64))
 
 
-def proven_clean(path: Path, kinds: list[int], required: list[bool], piece: int = PIECE) -> bool:
-    """Whether every data line of `path` (after its header line) passes the column rules.
+def prove(path: Path, kinds: list[int], required: list[bool],
+          piece: int = PIECE) -> list[bool] | None:
+    """None unless every data line of `path` (after its header line) passes the column rules;
+    else, per column, whether some hex cell of it has upper-case letters (a column without
+    them needs no lowercasing).
 
     `kinds[i]` and `required[i]` are the rule of the i-th column in file order. A file of one
     column is never proven (an empty line there would be a cell, not a format error).
     """
     if len(kinds) < 2:
-        return False
+        return None
     with open(path, "rb") as fh:
         if fh.seek(0, 2) == 0:
-            return False
+            return None
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             data = np.frombuffer(mm, np.uint8)
             try:
                 header_end = mm.find(b"\n")
                 if header_end <= 0 or b'"' in mm[:header_end] or b"\r" in mm[:header_end - 1]:
-                    return False
+                    return None
                 starts = _piece_starts(data, header_end + 1, piece)
+                upper = np.zeros((max(len(starts) - 1, 1), len(kinds)), np.bool_)
                 if starts[0] >= data.shape[0]:
-                    return True  # a header and no rows
+                    return [False] * len(kinds)  # a header and no rows
                 crlf = header_end > 0 and mm[header_end - 1] == _CR
-                return _all_ok(data, starts, np.asarray(kinds, np.int8),
-                               np.asarray(required, np.bool_), crlf)
+                if not _all_ok(data, starts, np.asarray(kinds, np.int8),
+                               np.asarray(required, np.bool_), crlf, upper):
+                    return None
+                return upper.any(axis=0).tolist()
             finally:
                 del data  # the buffer must be released before the map closes
+
+
+def proven_clean(path: Path, kinds: list[int], required: list[bool], piece: int = PIECE) -> bool:
+    """Whether `prove` proves the file clean."""
+    return prove(path, kinds, required, piece) is not None

@@ -193,19 +193,23 @@ def ingest_etl(
 _CHECK_CODES = {ADDRESS: csv_check.ADDRESS, HASH: csv_check.HASH, UINT: csv_check.UINT}
 
 
-def _proven(files: dict[str, Path]) -> frozenset[str]:
-    """The tables whose files a compiled pass proves clean, so they need no per-cell guard."""
-    proven = set()
+def _proven(files: dict[str, Path]) -> dict[str, frozenset[str]]:
+    """The tables whose files a compiled pass proves clean (they need no per-cell guard),
+    each with its hex columns that hold no upper-case letter (they need no lowercasing)."""
+    proven = {}
     for table, path in files.items():
         rules = {col: (kind, required) for col, kind, required in COLUMNS[table]}
+        names = [n.lower() for n in _header(path)]
         kinds, required = [], []
-        for name in _header(path):
-            kind, req = rules.get(name.lower(), ("", False))
+        for name in names:
+            kind, req = rules.get(name, ("", False))
             kinds.append(_CHECK_CODES.get(kind, csv_check.ANY))
             required.append(req)
-        if csv_check.proven_clean(path, kinds, required):
-            proven.add(table)
-    return frozenset(proven)
+        upper = csv_check.prove(path, kinds, required)
+        if upper is not None:
+            mixed = {n for n, u in zip(names, upper, strict=True) if u}
+            proven[table] = frozenset(n for n in names if n in rules and n not in mixed)
+    return proven
 
 
 def _read_once(con: duckdb.DuckDBPyConnection, relations: dict[str, str]) -> frozenset[str]:
