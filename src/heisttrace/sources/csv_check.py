@@ -20,7 +20,6 @@ from numba import njit, prange
 
 # Cell rules, as codes for the compiled pass (the kinds of sources.evm.COLUMNS).
 ANY, ADDRESS, HASH, UINT = 0, 1, 2, 3
-_HEX_DIGITS = {ADDRESS: 40, HASH: 64}
 
 # Bytes per piece the file is cut into (at line ends) so that every core gets work.
 PIECE = 8 << 20
