@@ -93,3 +93,49 @@ def test_watch_options_need_watch(tmp_path: Path) -> None:
     out = CliRunner().invoke(app, ["serve", "--case", "heist", "-w", str(tmp_path)])
     assert out.exit_code != 0
     assert isinstance(out.exception, HeisttraceError) and "--watch URL" in str(out.exception)
+
+
+def test_case_states_stay_in_memory_between_batches(theft: dict, monkeypatch) -> None:  # noqa: F811
+    """A watch loads a case's holdings once, not every batch; a failed batch (rolled back)
+    or a re-trace makes it load them again, and nothing is counted twice."""
+    from heisttrace.ledger import open_workspace
+    from heisttrace.watch import state as S
+    from heisttrace.watch.follow import Watcher
+
+    node: Node = theft["node"]
+    fresh = "0x" + "75" * 20
+    loads = []
+    real_load, real_save = S.load_case, S.save
+    monkeypatch.setattr(S, "load_case", lambda ws, case: loads.append(case) or real_load(ws, case))
+    with open_workspace(theft["path"]) as ws:
+        watcher = Watcher(ws, node.url, cases=["heist"], batch_blocks=5)
+        try:
+            def origin() -> float:
+                row = ws.con.execute("SELECT origin FROM watch_holdings WHERE case_name = "
+                                     "'heist' AND address = ?", [fresh]).fetchone()
+                return 0.0 if row is None else row[0]
+
+            for n in (1, 2):
+                send_from(node, THIEF, fresh, 1 * ETH)
+                while watcher.step():
+                    pass
+                assert origin() == pytest.approx(n)
+            assert loads == ["heist"]
+
+            send_from(node, THIEF, fresh, 1 * ETH)
+            monkeypatch.setattr(S, "save", lambda *a: (_ for _ in ()).throw(RuntimeError("x")))
+            with pytest.raises(RuntimeError):
+                watcher.step()
+            monkeypatch.setattr(S, "save", real_save)
+            assert origin() == pytest.approx(2)  # the failed batch left nothing
+            while watcher.step():
+                pass
+            assert origin() == pytest.approx(3) and loads == ["heist", "heist"]
+
+            ws.con.execute("UPDATE cases SET created_at = now() WHERE case_name = 'heist'")
+            send_from(node, THIEF, fresh, 1 * ETH)
+            while watcher.step():
+                pass
+            assert origin() == pytest.approx(4) and len(loads) == 3
+        finally:
+            watcher.close()

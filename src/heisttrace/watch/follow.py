@@ -12,7 +12,8 @@ everything above it (state.rollback) and replays from there.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -84,6 +85,9 @@ class Watcher:
         self.fetcher = BlockFetcher(self.rpc, trace_method)
         self.deliverer = deliverer
         self.stats = WatchStats()
+        # case -> state as of the last committed batch; `_stamp`: the created_at it wrote
+        self._states: dict[str, S.CaseState] = {}
+        self._stamp: datetime | None = None
         S.ensure_tables(ws)
         self.cases = pick_cases(ws, cases, self.stats.notes)
         self._start(from_block)
@@ -145,6 +149,7 @@ class Watcher:
         if fork == last:
             return False
         self.log(f"reorganisation: blocks {fork + 1}-{last} changed; rolling back")
+        self._states = {}  # the rollback rewrites the holdings in the workspace
         with self.ws.transaction():
             S.rollback(self.ws, self.chain, fork)
             self.ws.set_checkpoint(watch_checkpoint(self.chain), str(fork))
@@ -183,7 +188,7 @@ class Watcher:
                  for r in roles_tbl if r["role"] != "ignore"}
         ignored = {(r["chain"], r["address"]) for r in roles_tbl if r["role"] == "ignore"}
         n_alerts = 0
-        with ws.transaction():
+        with self._batch():
             store_batch(ws, batch, self.chain)
             store_token_infos(ws, self.chain, tokens)
             for b in blocks:
@@ -198,8 +203,9 @@ class Watcher:
             for f in flows:
                 by_block.setdefault(int(f["block"]), []).append(f)
             balances = S.LedgerBalances(ws, self.chain, first, flows)
+            states = self._states_for(ws)
             for case in self.cases:
-                st = S.load_case(ws, case)
+                st = states[case]
                 for block in range(first, end + 1):
                     alerts, edges = S.apply_block(ws, st, block, by_block.get(block, []),
                                                   roles, ignored, balances)
@@ -220,12 +226,37 @@ class Watcher:
         self.stats.alerts += n_alerts
         self.stats.last_block = end
 
+    @contextmanager
+    def _batch(self) -> Iterator[None]:
+        """A batch's transaction: a failed batch is rolled back in the workspace, and the
+        case states it changed in memory are dropped (the next batch reloads them)."""
+        try:
+            with self.ws.transaction():
+                yield
+        except BaseException:
+            self._states = {}
+            raise
+
+    def _states_for(self, ws: Workspace) -> dict[str, S.CaseState]:
+        """Each watched case's state: kept in memory from the last committed batch (loading a
+        million holdings took ~3 s a batch), reloaded when the case changed under us (its
+        created_at is not the one this watch last wrote: a re-trace)."""
+        stamps = dict(ws.con.execute(
+            "SELECT case_name, created_at FROM cases WHERE case_name IN (SELECT unnest(?))",
+            [self.cases]).fetchall())
+        for case in self.cases:
+            st = self._states.get(case)
+            if st is None or stamps.get(case) != self._stamp:
+                self._states[case] = S.load_case(ws, case)
+        return self._states
+
     def _bump_cases(self) -> None:
         """Screening rebuilds a case's index when created_at changes."""
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         for case in self.cases:
             self.ws.con.execute("UPDATE cases SET created_at = ? WHERE case_name = ?",
                                 [now, case])
+        self._stamp = now
 
     def _store_edges(self, case: str, edges: list[dict[str, Any]]) -> None:
         for e in edges:
