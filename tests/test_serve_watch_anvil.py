@@ -137,5 +137,13 @@ def test_case_states_stay_in_memory_between_batches(theft: dict, monkeypatch) ->
             while watcher.step():
                 pass
             assert origin() == pytest.approx(4) and len(loads) == 3
+
+            # address roles are made again only when the labels change
+            roles, _ = watcher._roles()
+            assert watcher._roles()[0] is roles
+            ws.con.execute("INSERT INTO labels (chain, address, entity, category, source) "
+                           "VALUES ('ethereum', ?, 'Ex2', 'deposit_wallet', 'test')", [fresh])
+            again, _ = watcher._roles()
+            assert again is not roles and again[("ethereum", fresh)][1] == "Ex2"
         finally:
             watcher.close()

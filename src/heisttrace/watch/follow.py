@@ -88,6 +88,8 @@ class Watcher:
         # case -> state as of the last committed batch; `_stamp`: the created_at it wrote
         self._states: dict[str, S.CaseState] = {}
         self._stamp: datetime | None = None
+        self._roles_cache: tuple[Any, dict[tuple[str, str], tuple[str, str | None, str | None]],
+                                 set[tuple[str, str]]] | None = None
         S.ensure_tables(ws)
         self.cases = pick_cases(ws, cases, self.stats.notes)
         self._start(from_block)
@@ -183,10 +185,7 @@ class Watcher:
     def _commit(self, batch: Any, tokens: Any, blocks: list[dict[str, Any]], first: int,
                 end: int) -> None:
         ws = self.ws
-        roles_tbl = address_roles(ws).to_pylist()
-        roles = {(r["chain"], r["address"]): (r["role"], r["entity"], r["category"])
-                 for r in roles_tbl if r["role"] != "ignore"}
-        ignored = {(r["chain"], r["address"]) for r in roles_tbl if r["role"] == "ignore"}
+        roles, ignored = self._roles()
         n_alerts = 0
         with self._batch():
             store_batch(ws, batch, self.chain)
@@ -225,6 +224,21 @@ class Watcher:
         self.stats.flows += len(flows)
         self.stats.alerts += n_alerts
         self.stats.last_block = end
+
+    def _roles(self) -> tuple[dict[tuple[str, str], tuple[str, str | None, str | None]],
+                              set[tuple[str, str]]]:
+        """Address roles (and the ignored addresses), made again only when the labels changed:
+        with the shared label sets (547k labels) making them took ~2 s, every batch."""
+        stamp = self.ws.con.execute(
+            "SELECT count(*), coalesce(sum(hash(chain, address, category, entity, confidence,"
+            " source)), 0) FROM labels").fetchone()
+        if self._roles_cache is None or self._roles_cache[0] != stamp:
+            rows = address_roles(self.ws).to_pylist()
+            roles = {(r["chain"], r["address"]): (r["role"], r["entity"], r["category"])
+                     for r in rows if r["role"] != "ignore"}
+            ignored = {(r["chain"], r["address"]) for r in rows if r["role"] == "ignore"}
+            self._roles_cache = (stamp, roles, ignored)
+        return self._roles_cache[1], self._roles_cache[2]
 
     @contextmanager
     def _batch(self) -> Iterator[None]:
