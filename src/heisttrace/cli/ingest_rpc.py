@@ -31,6 +31,10 @@ def rpc(
     request_size: Annotated[
         int, typer.Option("--request-size", help="Most JSON-RPC calls in one HTTP request.")
     ] = 100,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="HTTP requests in flight at once (a batch is "
+                          "split across them; lower it for a provider that rate-limits).")
+    ] = 4,
     traces: Annotated[
         str,
         typer.Option(
@@ -79,6 +83,7 @@ def rpc(
                 ws, url, from_block, to_block, chain=chain, batch_blocks=batch_size,
                 progress=progress, restart=restart, trace_method=traces,
                 request_size=request_size, retries=retries, timeout=timeout,
+                concurrency=concurrency,
             )
     if as_json:
         print_json(report.as_dict())

@@ -9,9 +9,11 @@ so one commit can cover a batch of flows and the checkpoint that records it.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -68,6 +70,59 @@ CREATE OR REPLACE VIEW ledger AS
 
 class WorkspaceError(Exception):
     """A workspace that cannot be opened or used; the message says why."""
+
+
+class SerialConnection:
+    """A DuckDB connection whose every call holds a lock that its cursors share.
+
+    The web app gives each of its threads (requests, the screening index, the cache warmer,
+    the watch) its own cursor, which DuckDB allows; yet the test suite once died of a
+    segmentation fault inside DuckDB while two of those threads ran queries at the same time
+    (one reading a result with fetchall, the other querying a registered Arrow table; duckdb
+    1.4.1), and duckdb/duckdb-python#435 reports the same with separate connections on 1.5.2.
+    A crash takes the whole screening service down, so the app serialises its DuckDB calls:
+    each query still runs on all cores inside DuckDB; only calls from different threads wait
+    for each other (a watch batch or an index build delays a page by at most its own time).
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, lock: threading.RLock | None = None,
+                 ) -> None:
+        self._con = con
+        self._lock = lock or threading.RLock()
+
+    def cursor(self) -> SerialConnection:
+        """A cursor for another thread, under the same lock."""
+        with self._lock:
+            return SerialConnection(self._con.cursor(), self._lock)
+
+    def fetch_record_batch(self, rows_per_batch: int = 1_000_000) -> pa.RecordBatchReader:
+        """The result in batches, each read under the lock (a reader handed out as it is
+        would be read outside it)."""
+        with self._lock:
+            reader = self._con.fetch_record_batch(rows_per_batch)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            while True:
+                with self._lock:
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        return
+                yield batch
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._con, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                out = attr(*args, **kwargs)
+            return self if out is self._con else out
+
+        return call
 
 
 class Workspace:

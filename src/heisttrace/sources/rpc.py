@@ -84,6 +84,7 @@ def ingest_rpc(
     retries: int = 5,
     backoff: float = 0.5,
     timeout: float = 120.0,
+    concurrency: int = 4,
 ) -> IngestReport:
     """Ingest blocks `from_block`..`to_block` (inclusive) from the node at `url`.
 
@@ -117,7 +118,8 @@ def ingest_rpc(
         return report
     own_client = client is None
     rpc = client or RpcClient(
-        url, batch_size=request_size, retries=retries, backoff=backoff, timeout=timeout
+        url, batch_size=request_size, retries=retries, backoff=backoff, timeout=timeout,
+        concurrency=concurrency,
     )
     try:
         head = int(rpc.call("eth_blockNumber"), 16)

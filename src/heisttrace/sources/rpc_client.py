@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -72,7 +74,10 @@ class RpcClient:
 
     `batch_size` bounds how many calls go in one HTTP request (providers cap it, often at
     100 or lower); `retries` is how many times a failing request is tried again, waiting
-    `backoff * 2**attempt` seconds (capped at `max_backoff`) in between.
+    `backoff * 2**attempt` seconds (capped at `max_backoff`) in between. A batch goes out as up
+    to `concurrency` requests at once: a node answers a batch one call after the other, and a
+    remote one adds its round trip to each request, so sequential requests left it idle (on a
+    local anvil, 60 blocks of callTracer traces: 3.99 s one at a time, 2.40 s four at once).
     """
 
     def __init__(
@@ -86,9 +91,15 @@ class RpcClient:
         max_backoff: float = 8.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        concurrency: int = 4,
     ) -> None:
         if batch_size < 1:
             raise HeisttraceError(f"batch size must be at least 1, got {batch_size}")
+        if concurrency < 1:
+            raise HeisttraceError(f"concurrency must be at least 1, got {concurrency}")
+        self.concurrency = concurrency
+        self._pool: ThreadPoolExecutor | None = None
+        self._count_lock = threading.Lock()
         self.url = url
         self.batch_size = batch_size
         self.retries = retries
@@ -101,6 +112,8 @@ class RpcClient:
         self.requests_sent = 0
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self._http.close()
 
     def __enter__(self) -> RpcClient:
@@ -123,10 +136,17 @@ class RpcClient:
         place of a result instead of failing the batch (eth_call on a contract that lacks
         the function is normal, not an error of the import).
         """
+        keep = errors == "return"
+        size = min(self.batch_size, max(1, -(-len(calls) // self.concurrency)))
+        chunks = [calls[start : start + size] for start in range(0, len(calls), size)]
+        if len(chunks) <= 1:
+            return [r for chunk in chunks for r in self._send_with_retries(chunk, keep)]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="rpc")
+        futures = [self._pool.submit(self._send_with_retries, chunk, keep) for chunk in chunks]
         results: list[Any] = []
-        for start in range(0, len(calls), self.batch_size):
-            chunk = calls[start : start + self.batch_size]
-            results.extend(self._send_with_retries(chunk, errors == "return"))
+        for future in futures:  # in order: the first failed chunk's error is raised
+            results.extend(future.result())
         return results
 
     def _send_with_retries(
@@ -151,7 +171,8 @@ class RpcClient:
             for i, (m, p) in zip(ids, calls, strict=True)
         ]
         methods = ", ".join(sorted({m for m, _ in calls}))
-        self.requests_sent += 1
+        with self._count_lock:
+            self.requests_sent += 1
         try:
             response = self._http.post(self.url, json=payload)
         except (httpx.TimeoutException, httpx.TransportError) as exc:

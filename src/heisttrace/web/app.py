@@ -27,7 +27,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 
 from heisttrace.errors import HeisttraceError
-from heisttrace.ledger.workspace import Workspace, open_workspace, workspace_path
+from heisttrace.ledger.workspace import (
+    SerialConnection,
+    Workspace,
+    open_workspace,
+    workspace_path,
+)
 from heisttrace.report import data
 from heisttrace.report.html import render_case_page, report_json, rows_to_csv, shortpath
 from heisttrace.report.svg import fmt
@@ -120,6 +125,9 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *,
     """The ASGI app for one workspace. With `token`, every request must present it; with
     `watch`, a watch follows that node in a thread while the app runs (`log` hears it)."""
     ws = open_workspace(workspace_path(workspace), create=False)
+    # requests, the screening index, the cache warmer and the watch each use a cursor of this
+    # connection from their own thread: every DuckDB call holds one lock (see SerialConnection)
+    ws.con = SerialConnection(ws.con)  # type: ignore[assignment]
     state = _State(ws, token or None)
     # its own cursor: the watch writes from its thread while requests read. Started here, so
     # a case that cannot be watched is an error before the server binds its port.
