@@ -9,8 +9,10 @@ flight and the next run resumes right after the last committed one.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +123,7 @@ def ingest_rpc(
         url, batch_size=request_size, retries=retries, backoff=backoff, timeout=timeout,
         concurrency=concurrency,
     )
+    ahead: _Ahead | None = None
     try:
         head = int(rpc.call("eth_blockNumber"), 16)
         if to_block > head:
@@ -131,10 +134,14 @@ def ingest_rpc(
         fetcher = BlockFetcher(rpc, trace_method)
         report.first_fetched = start
         total = to_block - start + 1
-        for window_start in range(start, to_block + 1, batch_blocks):
-            window_end = min(to_block, window_start + batch_blocks - 1)
+        windows = [(w, min(to_block, w + batch_blocks - 1))
+                   for w in range(start, to_block + 1, batch_blocks)]
+        ahead = _Ahead(fetcher.window, windows)
+        for (window_start, window_end), fetched, failed in ahead:
             try:
-                batch, n_txs = fetcher.window(window_start, window_end)
+                if failed is not None:
+                    raise failed
+                batch, n_txs = fetched
                 tokens = fetch_new_tokens(ws, rpc, chain, batch)
             except RpcError as exc:
                 done_to = report.checkpoint if report.checkpoint is not None else done
@@ -159,10 +166,57 @@ def ingest_rpc(
         report.trace_method = fetcher.trace_method
         report.receipts_method = fetcher.receipts_method
     finally:
+        if ahead is not None:
+            ahead.close()
         if own_client:
             rpc.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+class _Ahead:
+    """Fetches the next window while the current one is stored and committed: the node (and
+    the network) work while DuckDB does (anvil, 200 blocks of 20 transfers: fetching 1.1 s and
+    storing 0.9 s had run one after the other). A daemon thread, at most one window ahead, so
+    an interrupted import does not wait for it; windows come back in order, each with what
+    its fetch raised, if anything."""
+
+    def __init__(self, fetch: Callable[[int, int], tuple[EvmBatch, int]],
+                 windows: list[tuple[int, int]]) -> None:
+        self._n = len(windows)
+        self._queue: queue.Queue[tuple[tuple[int, int], Any, BaseException | None]] = \
+            queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, args=(fetch, windows), daemon=True,
+                         name="rpc-ahead").start()
+
+    def _run(self, fetch: Callable[[int, int], tuple[EvmBatch, int]],
+             windows: list[tuple[int, int]]) -> None:
+        for window in windows:
+            if self._stop.is_set():
+                return
+            try:
+                item = (window, fetch(*window), None)
+            except BaseException as exc:  # handed to the importing thread, raised there
+                item = (window, None, exc)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if item[2] is not None:
+                return
+
+    def __iter__(self) -> Iterator[tuple[tuple[int, int], Any, BaseException | None]]:
+        for _ in range(self._n):
+            item = self._queue.get()
+            yield item
+            if item[2] is not None:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 class BlockFetcher:
