@@ -82,3 +82,77 @@ def test_bad_input_exits_1_with_one_line_and_no_traceback(tmp_path: Path) -> Non
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "token_transfers.csv, line 3, field 'value'" in " ".join(done.stderr.split())
+
+
+def test_ctrl_c_is_one_line_exit_130_and_changes_nothing(tmp_path: Path) -> None:
+    """SIGINT while `ingest rpc` waits on a node that never answers: no traceback, exit 130
+    (Click's own handling of KeyboardInterrupt), the workspace as it was."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from heisttrace.ledger import open_workspace
+
+    ws_path = tmp_path / "ws"
+    with open_workspace(ws_path) as ws:
+        before = ws.count_flows()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts connections, never answers
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    exe = Path(sys.executable).parent / "heisttrace"
+    proc = subprocess.Popen([str(exe), "ingest", "rpc", url, "--from-block", "1", "--to-block",
+                             "5", "-w", str(ws_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"})
+    try:
+        conn = None
+        deadline = time.monotonic() + 60
+        silent.settimeout(1)
+        while conn is None and time.monotonic() < deadline:
+            try:
+                conn, _ = silent.accept()  # the importer is now waiting for an answer
+            except TimeoutError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert conn is not None
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:  # as a user would: press Ctrl-C once more
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        silent.close()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    with open_workspace(ws_path) as ws:
+        assert ws.count_flows() == before
+
+
+def test_an_interrupted_query_is_reported_as_an_interruption(monkeypatch, capsys) -> None:
+    """Ctrl-C during a DuckDB query surfaces as RuntimeError("Query interrupted"): one line
+    and exit 130, like an interrupt elsewhere; any other RuntimeError is a bug and stays
+    loud."""
+    import pytest
+
+    import heisttrace.cli as cli
+
+    def interrupted() -> None:
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(cli, "app", interrupted)
+    with pytest.raises(SystemExit) as end:
+        cli.main()
+    assert end.value.code == 130
+    assert "interrupted" in capsys.readouterr().err
+
+    def other() -> None:
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(cli, "app", other)
+    with pytest.raises(RuntimeError, match="something else"):
+        cli.main()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 
+import duckdb
 import typer
 
 from heisttrace.cli import (
@@ -45,3 +46,12 @@ def main() -> None:
     except (HeisttraceError, WorkspaceError) as exc:
         err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
         sys.exit(1)
+    except (duckdb.InterruptException, RuntimeError) as exc:
+        # Ctrl-C inside a DuckDB query arrives as RuntimeError("Query interrupted"), not as
+        # the KeyboardInterrupt that Click turns into exit code 130 by itself
+        if isinstance(exc, RuntimeError) and "interrupted" not in str(exc).lower():
+            raise
+        err_console.print("[bold red]interrupted[/bold red]: what was being written was rolled "
+                          "back; imports resume from their last commit when run again",
+                          highlight=False)
+        sys.exit(130)
