@@ -358,12 +358,8 @@ def _norm(expr: str) -> str:
 
 
 def lookups_sql(prep: Prepared) -> dict[str, str]:
-    """The two lookup tables the mapping joins: block times (`bt`) and transaction indexes (`txi`).
-
-    Callers streaming a large table through the mapping materialise them first
-    (`flows_sql(..., lookups=...)`): with known sizes DuckDB builds its hash tables on them, not
-    on the streamed rows.
-    """
+    """The two lookup tables the mapping joins: block times (`bt`) and transaction indexes
+    (`txi`), as SELECTs over the prepared views."""
     v, p = prep.views, prep.present
     out: dict[str, str] = {}
     # Block times from blocks and from anything else that carries a block timestamp.
@@ -412,19 +408,14 @@ def lookups_sql(prep: Prepared) -> dict[str, str]:
     return out
 
 
-def flows_sql(prep: Prepared, chain: str, lookups: dict[str, str] | None = None) -> str:
-    """The SELECT producing FLOW_SCHEMA rows (plus helper columns `_miss_time`, `_miss_txi`).
-
-    `lookups` names tables already holding `lookups_sql`'s rows; without it they are CTEs.
-    """
+def flows_sql(prep: Prepared, chain: str) -> str:
+    """The SELECT producing FLOW_SCHEMA rows (plus helper columns `_miss_time`, `_miss_txi`)."""
     v, p = prep.views, prep.present
     asset = native_asset(chain).replace("'", "''")
     chain_q = chain.replace("'", "''")
     ctes: list[str] = []
     parts: list[str] = []
     for name, body in lookups_sql(prep).items():
-        if lookups and name in lookups:
-            body = f"SELECT * FROM {lookups[name]}"
         ctes.append(f"{name} AS ({body})")
 
     # Traces, with the tx hash filled in from the index where geth-style traces lack it.
@@ -786,18 +777,17 @@ def _store_flows_first(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: st
     if _chain_has_flows(con, chain):
         return False
     cols = ", ".join(FLOW_COLUMNS)
-    # The joins are written with the streamed rows on the left and the lookups on the right,
-    # where DuckDB builds its hash tables. Its estimate of a CSV's size made it swap them,
-    # building on millions of wide rows (measured 5M-row export: map 4.5 s -> 2.9 s wall).
-    disabled = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0]  # type: ignore[index]
+    # (Disabling DuckDB's build_side_probe_side optimizer here kept the hash tables on the
+    # lookups and saved ~1.6 s on 5M rows, but made this statement fail now and then inside
+    # DuckDB 1.4.1: "INTERNAL Error: Attempting to combine TupleDataCollection with
+    # mismatching types" in a hash aggregate, or a segfault there; 4 of 30 demo imports
+    # against 0 of 30 without it. Left to DuckDB's planner until that is fixed upstream.)
     try:
-        with _settings(con, disabled_optimizers=_sql_value(
-                ",".join(filter(None, [disabled, "build_side_probe_side"])))):
-            con.execute(
-                f"INSERT INTO flows SELECT {cols} FROM ({flows_sql(prep, chain)}) "
-                f"WHERE CASE WHEN _miss_time OR _miss_txi THEN error('{MISSING_MARK}') "
-                "ELSE true END"
-            )
+        con.execute(
+            f"INSERT INTO flows SELECT {cols} FROM ({flows_sql(prep, chain)}) "
+            f"WHERE CASE WHEN _miss_time OR _miss_txi THEN error('{MISSING_MARK}') "
+            "ELSE true END"
+        )
     except duckdb.Error as exc:
         if MISSING_MARK in str(exc):
             raise Recheck() from exc
