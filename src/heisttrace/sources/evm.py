@@ -777,11 +777,11 @@ def _store_flows_first(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: st
     if _chain_has_flows(con, chain):
         return False
     cols = ", ".join(FLOW_COLUMNS)
-    # (Disabling DuckDB's build_side_probe_side optimizer here kept the hash tables on the
-    # lookups and saved ~1.6 s on 5M rows, but made this statement fail now and then inside
-    # DuckDB 1.4.1: "INTERNAL Error: Attempting to combine TupleDataCollection with
-    # mismatching types" in a hash aggregate, or a segfault there; 4 of 30 demo imports
-    # against 0 of 30 without it. Left to DuckDB's planner until that is fixed upstream.)
+    # Known: DuckDB 1.4.1 now and then fails inside a hash aggregate of this statement
+    # ("INTERNAL Error: Attempting to combine TupleDataCollection with mismatching types", or
+    # a segfault in TupleDataCollection::Combine): ~1 in 5-15 imports of the demo's export on
+    # this 2-core machine, with the code of before 2026-12-02 as well. Nothing is written
+    # then (the transaction rolls back). Not yet worked around.
     try:
         con.execute(
             f"INSERT INTO flows SELECT {cols} FROM ({flows_sql(prep, chain)}) "
