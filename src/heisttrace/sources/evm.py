@@ -357,11 +357,14 @@ def _norm(expr: str) -> str:
     return f"coalesce(nullif(ltrim({expr}, '0'), ''), '0')"
 
 
-def lookups_sql(prep: Prepared) -> dict[str, str]:
-    """The two lookup tables the mapping joins: block times (`bt`) and transaction indexes
-    (`txi`), as SELECTs over the prepared views."""
+def flows_sql(prep: Prepared, chain: str) -> str:
+    """The SELECT producing FLOW_SCHEMA rows (plus helper columns `_miss_time`, `_miss_txi`)."""
     v, p = prep.views, prep.present
-    out: dict[str, str] = {}
+    asset = native_asset(chain).replace("'", "''")
+    chain_q = chain.replace("'", "''")
+    ctes: list[str] = []
+    parts: list[str] = []
+
     # Block times from blocks and from anything else that carries a block timestamp.
     time_sources = []
     if "blocks" in v:
@@ -373,14 +376,14 @@ def lookups_sql(prep: Prepared) -> dict[str, str]:
                 "WHERE block_timestamp IS NOT NULL"
             )
     if time_sources:
-        out["bt"] = (
-            "SELECT CAST(b AS BIGINT) AS block, max(CAST(t AS BIGINT)) AS time FROM ("
+        ctes.append(
+            "bt AS (SELECT CAST(b AS BIGINT) AS block, max(CAST(t AS BIGINT)) AS time FROM ("
             + " UNION ALL ".join(time_sources)
-            + ") GROUP BY 1"
+            + ") GROUP BY 1)"
         )
     else:
-        out["bt"] = ("SELECT CAST(NULL AS BIGINT) AS block, CAST(NULL AS BIGINT) AS time "
-                     "WHERE false")
+        ctes.append("bt AS (SELECT CAST(NULL AS BIGINT) AS block, CAST(NULL AS BIGINT) AS time "
+                    "WHERE false)")
 
     # Transaction index and hash of each transaction, from every table that has both.
     idx_sources = []
@@ -396,27 +399,15 @@ def lookups_sql(prep: Prepared) -> dict[str, str]:
                 "WHERE transaction_hash IS NOT NULL AND transaction_index IS NOT NULL"
             )
     if idx_sources:
-        out["txi"] = (
-            "SELECT h AS tx_hash, any_value(CAST(b AS BIGINT)) AS block, "
+        ctes.append(
+            "txi AS (SELECT h AS tx_hash, any_value(CAST(b AS BIGINT)) AS block, "
             "any_value(CAST(i AS BIGINT)) AS txi FROM ("
             + " UNION ALL ".join(idx_sources)
-            + ") WHERE i IS NOT NULL GROUP BY h"
+            + ") WHERE i IS NOT NULL GROUP BY h)"
         )
     else:
-        out["txi"] = ("SELECT CAST(NULL AS VARCHAR) AS tx_hash, CAST(NULL AS BIGINT) AS block,"
-                      " CAST(NULL AS BIGINT) AS txi WHERE false")
-    return out
-
-
-def flows_sql(prep: Prepared, chain: str) -> str:
-    """The SELECT producing FLOW_SCHEMA rows (plus helper columns `_miss_time`, `_miss_txi`)."""
-    v, p = prep.views, prep.present
-    asset = native_asset(chain).replace("'", "''")
-    chain_q = chain.replace("'", "''")
-    ctes: list[str] = []
-    parts: list[str] = []
-    for name, body in lookups_sql(prep).items():
-        ctes.append(f"{name} AS ({body})")
+        ctes.append("txi AS (SELECT CAST(NULL AS VARCHAR) AS tx_hash, CAST(NULL AS BIGINT) AS block,"
+                    " CAST(NULL AS BIGINT) AS txi WHERE false)")
 
     # Traces, with the tx hash filled in from the index where geth-style traces lack it.
     if "traces" in v:
