@@ -768,11 +768,10 @@ def _store_flows_first(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: st
     if _chain_has_flows(con, chain):
         return False
     cols = ", ".join(FLOW_COLUMNS)
-    # Known: DuckDB 1.4.1 now and then fails inside a hash aggregate of this statement
-    # ("INTERNAL Error: Attempting to combine TupleDataCollection with mismatching types", or
-    # a segfault in TupleDataCollection::Combine): ~1 in 5-15 imports of the demo's export on
-    # this 2-core machine, with the code of before 2026-12-02 as well. Nothing is written
-    # then (the transaction rolls back). Not yet worked around.
+    # DuckDB 1.4.1 now and then failed inside a hash aggregate of this statement ("INTERNAL
+    # Error: Attempting to combine TupleDataCollection with mismatching types", or a segfault
+    # in TupleDataCollection::Combine): 2 of 20 imports of the demo's export on this 2-core
+    # machine. DuckDB 1.4.5 (pinned since) passed 0 of 30 + 30 of the same loop.
     try:
         con.execute(
             f"INSERT INTO flows SELECT {cols} FROM ({flows_sql(prep, chain)}) "
