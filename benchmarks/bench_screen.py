@@ -61,7 +61,7 @@ def build(path: Path, n: int) -> None:
             """, [n])
         con.execute(
             f"""
-            INSERT INTO flows
+            INSERT INTO flow_rows
             SELECT 'ethereum', 1000 + i // 100, 1700000000 + i, i * 10 + 1,
                    '0x' || lpad(format('{{:x}}', i), 64, '0'), '{THIEF}',
                    '0x' || lpad(format('{{:x}}', i + 1), 40, '0'), 'ETH',

@@ -68,7 +68,7 @@ def build(path: Path, n: int) -> None:
     with open_workspace(path) as ws:
         ws.con.execute(
             f"""
-            INSERT INTO flows
+            INSERT INTO flow_rows
             SELECT 'ethereum', 1 + i // 100, 1000 + i, (i % 100) * 1048576 + 1,
                    '0x' || i::VARCHAR,
                    '0x' || (hash(i * 2) % {holders})::VARCHAR,
@@ -80,7 +80,7 @@ def build(path: Path, n: int) -> None:
         )
         ws.con.execute(
             f"""
-            INSERT INTO flows
+            INSERT INTO flow_rows
             SELECT 'ethereum', 0, 999, i, '0xtheft', '0xvictim',
                    '0x' || (hash(i * 13) % {holders})::VARCHAR, 'ETH',
                    '5000000000000000000000', '5000000000000000000000', 'native', NULL, NULL

@@ -221,7 +221,7 @@ def build_demo_case(ws: Workspace, case: str = "demo") -> dict:
         _insert(ws, "case_edges", sim.edges)
         _insert(ws, "case_sinks", sinks)
         _insert(ws, "labels", labels)
-        _insert(ws, "flows", sim.flows)
+        _insert(ws, "flow_rows", sim.flows)
     return dict(case=case, stolen=stolen, thief=thief, victim=victim, wallets=wallets,
                 deposits=deposits, xss_deposits=deposits[XSS], sinks=sinks, edges=sim.edges,
                 mixer=mixer)

@@ -137,22 +137,24 @@ def test_repeated_row_on_first_import_keeps_one(tmp_path: Path, bench_export: Pa
 
 
 def test_repeated_key_check(tmp_path: Path) -> None:
+    eth, other = ("(SELECT * FROM flows WHERE chain = 'ethereum')",
+                  "(SELECT * FROM flows WHERE chain = 'other')")
     with open_workspace(tmp_path / "ws") as ws:
-        assert not evm._has_repeated_key(ws.con, "ethereum")
-        ws.con.execute("INSERT INTO flows VALUES ('ethereum', 1, 1, 5, '0xa', 's', 'd', 'ETH', "
-                       "'1', '1', 'native', NULL, NULL), ('ethereum', 1, 1, 6, '0xa', 's', 'd', "
-                       "'ETH', '1', '1', 'native', NULL, NULL), ('other', 1, 1, 5, '0xa', 's', "
-                       "'d', 'ETH', '1', '1', 'native', NULL, NULL)")
-        assert not evm._has_repeated_key(ws.con, "ethereum")
-        ws.con.execute("INSERT INTO flows SELECT * FROM flows WHERE ordinal = 6 AND chain = "
+        assert not evm._has_repeated_key(ws.con, eth)
+        ws.con.execute("INSERT INTO flow_rows VALUES ('ethereum', 1, 1, 5, '0xa', 's', 'd', "
+                       "'ETH', '1', '1', 'native', NULL, NULL), ('ethereum', 1, 1, 6, '0xa', "
+                       "'s', 'd', 'ETH', '1', '1', 'native', NULL, NULL), ('other', 1, 1, 5, "
+                       "'0xa', 's', 'd', 'ETH', '1', '1', 'native', NULL, NULL)")
+        assert not evm._has_repeated_key(ws.con, eth)
+        ws.con.execute("INSERT INTO flow_rows SELECT * FROM flows WHERE ordinal = 6 AND chain = "
                        "'ethereum'")
-        assert evm._has_repeated_key(ws.con, "ethereum")
-        assert not evm._has_repeated_key(ws.con, "other")
+        assert evm._has_repeated_key(ws.con, eth)
+        assert not evm._has_repeated_key(ws.con, other)
         # Past the numpy limit DuckDB counts (within its memory limit): same verdicts.
-        assert evm._has_repeated_key(ws.con, "ethereum", numpy_max=1)
-        assert not evm._has_repeated_key(ws.con, "other", numpy_max=0)
-        ws.con.execute("DELETE FROM flows WHERE chain = 'ethereum' AND ordinal = 6")
-        assert not evm._has_repeated_key(ws.con, "ethereum", numpy_max=0)
+        assert evm._has_repeated_key(ws.con, eth, numpy_max=1)
+        assert not evm._has_repeated_key(ws.con, other, numpy_max=0)
+        ws.con.execute("DELETE FROM flow_rows WHERE chain = 'ethereum' AND ordinal = 6")
+        assert not evm._has_repeated_key(ws.con, eth, numpy_max=0)
 
 
 _TRICKY = ["0x" + "ab" * 20, "0X" + "AB" * 20, "0x" + "ab" * 19 + "a", "0x" + "ab" * 20 + "0",

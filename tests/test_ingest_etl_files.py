@@ -37,12 +37,14 @@ def etl_folder(tmp_path: Path) -> Path:
 
 
 def snapshot(ws: Workspace) -> tuple:
-    """Counts and an order-independent checksum of every table an import writes."""
-    out = []
-    for table in ("flows", "evm_logs", "tokens", "imports"):
+    """Counts and an order-independent checksum of every table an import writes, and the
+    ledger's segment files."""
+    out: list[object] = []
+    for table in ("flows", "evm_logs", "tokens", "imports", "flow_segments"):
         out.append(ws.con.execute(
             f"SELECT count(*), coalesce(sum(hash(t::VARCHAR)), 0) FROM {table} t"
         ).fetchone())
+    out.append(sorted(p.name for p in (ws.path / "segments").glob("*")))
     return tuple(out)
 
 

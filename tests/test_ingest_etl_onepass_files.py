@@ -52,7 +52,8 @@ def _store(ws: Workspace, folder: Path, one_pass: bool) -> tuple[evm.StoreResult
             prep = evm.prepare(con, relations, {t: str(p) for t, p in files.items()},
                                materialize=True)
             try:
-                res = evm.store_prepared(con, prep, "ethereum", one_pass=one_pass)
+                res = evm.store_prepared(con, prep, "ethereum",
+                                         segment_of=ws if one_pass else None)
             finally:
                 prep.drop()
     finally:

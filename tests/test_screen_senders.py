@@ -84,3 +84,27 @@ def test_deletion_superseded_or_a_big_layer_rebuild(workspace: Workspace) -> Non
     key3 = _key(workspace)
     graph3, got3 = G.updated_graph(workspace, graph2, got2, key3)
     assert isinstance(graph3, G.SenderGraph) and got3 == key3
+
+
+def test_a_new_segment_rebuilds_and_later_appends_layer(workspace: Workspace,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bulk import arrives as a Parquet segment (not in flow_rows): the graph rebuilds with
+    it; appends to flow_rows after that are layered as before."""
+    monkeypatch.setattr(G, "MAX_LAYER", 1.0)
+    rnd = random.Random(5)
+    key0 = _key(workspace)  # an empty ledger, so `flow_rows` tops at rowid -1
+    base, bkey = G.updated_graph(workspace, None, None, key0)
+    add(workspace, _rows(rnd, 0, 50))  # stage them in flow_rows, then move them to a segment
+    with workspace.transaction():
+        path = workspace.write_segment("SELECT * FROM flow_rows")
+        workspace.con.execute("DELETE FROM flow_rows")
+        workspace.register_segment(path, "ethereum")
+    key = _key(workspace)
+    graph, got_key = G.updated_graph(workspace, base, bkey, key)
+    assert isinstance(graph, G.SenderGraph) and got_key == key and len(graph) > 0
+    assert _answers(graph, None) == _answers(G.SenderGraph(workspace), None)
+    add(workspace, _rows(rnd, 50, 5))
+    key2 = _key(workspace)
+    graph2, got2 = G.updated_graph(workspace, graph, got_key, key2)
+    assert isinstance(graph2, G.LayeredSenderGraph) and got2 == key
+    assert _answers(graph2, None) == _answers(G.SenderGraph(workspace), None)

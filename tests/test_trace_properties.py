@@ -71,7 +71,7 @@ class _Shared:
 def _workspace(rows, order_seed=None):
     if _POOL:
         ws = _POOL.pop()
-        for table in ("flows", "labels", "cases", "case_sinks", "case_edges"):
+        for table in ("flow_rows", "labels", "cases", "case_sinks", "case_edges"):
             ws.con.execute(f"DELETE FROM {table}")
     else:
         ws = open_workspace(Path(tempfile.mkdtemp()) / "ws")

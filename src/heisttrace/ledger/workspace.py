@@ -1,15 +1,25 @@
-"""The workspace: a folder holding one DuckDB database; no server.
+"""The workspace: a folder holding one DuckDB database and Parquet segments; no server.
 
 Every write goes through `Workspace.transaction()`, so an import either lands whole or not at
 all, and flows are keyed by (chain, tx_hash, ordinal), so importing the same data twice adds
 nothing. Later stages (labels, trace results, cases) keep their tables in the same database,
 so one commit can cover a batch of flows and the checkpoint that records it.
+
+The ledger's flows live in two places, read together through the view `flows`:
+- the table `flow_rows`, where batches are appended (nodes, JSON, later imports of a chain);
+- Parquet segments (`segments/*.parquet`, listed in `flow_segments`), each the whole first
+  bulk import of a chain. DuckDB writes Parquet about three times faster than its own table
+  storage (measured: 3.75M token flows, 1.65 s against 4.6 s), which is most of a large
+  import's time. A segment is registered in the same transaction as the rest of its import;
+  a file no transaction registered is removed (at the end of the transaction, or at the next
+  writable open after a crash).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,15 +32,22 @@ from heisttrace.ledger.schema import FLOW_COLUMNS, FLOW_SCHEMA
 
 DEFAULT_WORKSPACE = "heisttrace-workspace"
 DB_FILE = "heisttrace.duckdb"
-# checkpoint counting deletions from `flows` (see Workspace.delete_flows)
+# checkpoint counting changes to `flows` other than appends to `flow_rows`: deletions and new
+# segments (see Workspace.delete_flows, Workspace.register_segment)
 FLOWS_GENERATION = "flows:generation"
+SEGMENTS_DIR = "segments"
+# `flows_rid` numbers a segment's rows from segment_id << RID_SHIFT (flow_rows: its rowid)
+RID_SHIFT = 40
 
 _DDL = """
-CREATE TABLE IF NOT EXISTS flows (
+CREATE TABLE IF NOT EXISTS flow_rows (
     chain VARCHAR NOT NULL, block BIGINT NOT NULL, time BIGINT NOT NULL, ordinal BIGINT NOT NULL,
     tx_hash VARCHAR NOT NULL, src VARCHAR NOT NULL, dst VARCHAR NOT NULL, asset VARCHAR NOT NULL,
     amount_out VARCHAR NOT NULL, amount_in VARCHAR NOT NULL, kind VARCHAR NOT NULL,
     dst_chain VARCHAR, dst_asset VARCHAR
+);
+CREATE TABLE IF NOT EXISTS flow_segments (
+    id BIGINT PRIMARY KEY, file VARCHAR NOT NULL, chain VARCHAR NOT NULL, rows BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tokens (
     chain VARCHAR NOT NULL, address VARCHAR NOT NULL, symbol VARCHAR, name VARCHAR,
@@ -61,6 +78,10 @@ CREATE TABLE IF NOT EXISTS tx_memos (
 CREATE TABLE IF NOT EXISTS superseded (
     chain VARCHAR NOT NULL, tx_hash VARCHAR NOT NULL, ordinal BIGINT NOT NULL
 );
+"""
+
+# after the views `flows` and `flows_rid` exist
+_LEDGER_VIEW = """
 CREATE OR REPLACE VIEW ledger AS
     SELECT f.* FROM flows f
     ANTI JOIN superseded s
@@ -131,6 +152,10 @@ class Workspace:
     def __init__(self, path: Path, con: duckdb.DuckDBPyConnection) -> None:
         self.path = path
         self.con = con
+        self._in_transaction = False
+        self._written: list[Path] = []  # segment files of the open transaction
+        self._registered: set[Path] = set()
+        self._retired: list[Path] = []  # files of rewritten segments, removed at commit
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -144,14 +169,39 @@ class Workspace:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """All or nothing: any exception inside rolls every write back."""
+        """All or nothing: any exception inside rolls every write back, segment files too."""
         self.con.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
+        committed = False
         try:
             yield self.con
+            self.con.execute("COMMIT")
+            committed = True
         except BaseException:
-            self.con.execute("ROLLBACK")
+            if not committed:
+                try:
+                    self.con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass  # a failed COMMIT has already ended the transaction
             raise
-        self.con.execute("COMMIT")
+        finally:
+            self._in_transaction = False
+            keep = self._registered if committed else set()
+            for path in self._written:
+                if path not in keep:
+                    path.unlink(missing_ok=True)
+            if committed:
+                for path in self._retired:
+                    path.unlink(missing_ok=True)
+            self._written, self._registered, self._retired = [], set(), []
+
+    @contextmanager
+    def _ensure_transaction(self) -> Iterator[None]:
+        if self._in_transaction:
+            yield
+        else:
+            with self.transaction():
+                yield
 
     # -- flows -----------------------------------------------------------------------------
     def add_flows(self, table: pa.Table) -> int:
@@ -167,7 +217,7 @@ class Workspace:
             before = self.count_flows()
             self.con.execute(
                 """
-                INSERT INTO flows
+                INSERT INTO flow_rows
                 SELECT DISTINCT ON (n.chain, n.tx_hash, n.ordinal) n.*
                 FROM _new_flows n
                 ANTI JOIN flows f
@@ -179,13 +229,104 @@ class Workspace:
             self.con.unregister("_new_flows")
 
     def delete_flows(self, where: str, params: list[object] | None = None) -> None:
-        """`DELETE FROM flows WHERE <where>`, counted: every deletion bumps the checkpoint
+        """Delete the flows matching `where` (a condition on the columns of `flows`, which
+        it may also name as `flows`), counted: every deletion bumps the checkpoint
         FLOWS_GENERATION, so in-memory views of the ledger (the screening sender graph) know
-        that more than appends happened and rebuild instead of adding the new rows."""
-        self.con.execute(f"DELETE FROM flows WHERE {where}", params or [])
+        that more than appends happened and rebuild instead of adding the new rows.
+
+        A segment holding matching flows is rewritten without them (segments are immutable
+        files; deletions are rare: a chain reorganisation, conversions computed again)."""
+        params = params or []
+        with self._ensure_transaction():
+            self.con.execute(f"DELETE FROM flow_rows AS flows WHERE {where}", params)
+            for seg_id, file in self.con.execute(
+                    "SELECT id, file FROM flow_segments ORDER BY id").fetchall():
+                source = f"read_parquet({sql_literal(self._segment_path(file))}) AS flows"
+                hit = self.con.execute(
+                    f"SELECT 1 FROM {source} WHERE {where} LIMIT 1", params).fetchone()
+                if hit is None:
+                    continue
+                new = self.write_segment(
+                    f"SELECT * FROM {source} WHERE ({where}) IS NOT TRUE", params)
+                self._registered.add(new)
+                self._retired.append(self._segment_path(file))
+                self.con.execute(
+                    "UPDATE flow_segments SET file = ?, rows = (SELECT count(*) FROM "
+                    f"read_parquet({sql_literal(new)})) WHERE id = ?", [self._segment_name(new), seg_id])
+            self._refresh_views()
+            self._bump_generation()
+
+    def _bump_generation(self) -> None:
         self.con.execute(
             "INSERT INTO checkpoints VALUES (?, '1') ON CONFLICT (name) DO UPDATE SET "
             "value = CAST(CAST(checkpoints.value AS BIGINT) + 1 AS VARCHAR)", [FLOWS_GENERATION])
+
+    # -- segments --------------------------------------------------------------------------
+    def write_segment(self, select_sql: str, params: list[object] | None = None) -> Path:
+        """Write the rows of `select_sql` (the flow columns, in order) to a new Parquet file.
+
+        Inside a transaction only: the file is removed when the transaction ends, unless
+        `register_segment` made it part of the ledger before the commit."""
+        if not self._in_transaction:
+            raise RuntimeError("write_segment needs an open transaction")
+        folder = self.path / SEGMENTS_DIR
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{uuid.uuid4().hex}.parquet"
+        self._written.append(path)
+        cols = ", ".join(FLOW_COLUMNS)
+        self.con.execute(
+            f"COPY (SELECT {cols} FROM ({select_sql})) TO {sql_literal(path)} "
+            "(FORMAT parquet, COMPRESSION snappy)", params or [])
+        return path
+
+    def register_segment(self, path: Path, chain: str) -> int:
+        """Make a file of `write_segment` part of the ledger; returns its number of flows."""
+        if path not in self._written:
+            raise ValueError(f"{path} was not written in this transaction")
+        row = self.con.execute(
+            "SELECT coalesce(max(id), 0) + 1, (SELECT count(*) FROM "
+            f"read_parquet({sql_literal(path)})) FROM flow_segments").fetchone()
+        assert row is not None
+        seg_id, rows = int(row[0]), int(row[1])
+        self.con.execute("INSERT INTO flow_segments VALUES (?, ?, ?, ?)",
+                         [seg_id, self._segment_name(path), chain, rows])
+        self._registered.add(path)
+        self._refresh_views()
+        self._bump_generation()
+        return rows
+
+    def _segment_path(self, name: str) -> Path:
+        return self.path.resolve() / name
+
+    def _segment_name(self, path: Path) -> str:
+        return f"{SEGMENTS_DIR}/{path.name}"
+
+    def _refresh_views(self, temp: bool = False) -> None:
+        """`flows` (every flow) and `flows_rid` (the same with `rid`, a number unique among
+        the flows of this ledger state, for stages that point back at rows)."""
+        cols = ", ".join(FLOW_COLUMNS)
+        plain, numbered = [f"SELECT {cols} FROM flow_rows"], [
+            f"SELECT rowid AS rid, {cols} FROM flow_rows"]
+        for seg_id, file in self.con.execute(
+                "SELECT id, file FROM flow_segments ORDER BY id").fetchall():
+            path = sql_literal(self._segment_path(file))
+            plain.append(f"SELECT {cols} FROM read_parquet({path})")
+            numbered.append(f"SELECT {int(seg_id) << RID_SHIFT} + file_row_number AS rid, "
+                            f"{cols} FROM read_parquet({path}, file_row_number = true)")
+        kind = "TEMP VIEW" if temp else "VIEW"
+        self.con.execute(f"CREATE OR REPLACE {kind} flows AS {' UNION ALL '.join(plain)}")
+        self.con.execute(
+            f"CREATE OR REPLACE {kind} flows_rid AS {' UNION ALL '.join(numbered)}")
+
+    def _remove_orphans(self) -> None:
+        """Segment files no commit registered (a crash between writing and committing)."""
+        folder = self.path / SEGMENTS_DIR
+        if not folder.is_dir():
+            return
+        known = {str(r[0]) for r in self.con.execute("SELECT file FROM flow_segments").fetchall()}
+        for path in folder.glob("*.parquet"):
+            if self._segment_name(path) not in known:
+                path.unlink(missing_ok=True)
 
     def count_flows(self) -> int:
         return int(self.con.execute("SELECT count(*) FROM flows").fetchone()[0])  # type: ignore[index]
@@ -257,6 +398,46 @@ def open_workspace(
     # Long commands show their own (Rich) progress; DuckDB's bar would write over it, and into
     # --json output, and drawing it cost ~6% of a large import.
     con.execute("SET enable_progress_bar = false")
-    if not read_only:
+    ws = Workspace(folder, con)
+    if read_only:
+        _read_only_views(ws)
+    else:
+        _migrate(con)
         con.execute(_DDL)
-    return Workspace(folder, con)
+        ws._refresh_views()
+        con.execute(_LEDGER_VIEW)
+        ws._remove_orphans()
+    return ws
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str, kind: str = "BASE TABLE") -> bool:
+    return con.execute(
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = 'main' "
+        "AND table_name = ? AND table_type = ?", [name, kind]).fetchone() is not None
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Workspaces from before segments kept every flow in the table `flows`."""
+    if _has_table(con, "flows"):
+        con.execute("DROP VIEW IF EXISTS ledger")
+        con.execute("ALTER TABLE flows RENAME TO flow_rows")
+
+
+def _read_only_views(ws: Workspace) -> None:
+    """The stored views name segment files by absolute path; a workspace folder that was
+    moved or copied since its last writable open gets this connection's own views."""
+    con = ws.con
+    if _has_table(con, "flows"):  # not yet migrated: one table, nothing to find
+        con.execute("CREATE TEMP VIEW flows_rid AS SELECT rowid AS rid, * FROM flows")
+        return
+    if not _has_table(con, "flow_segments"):
+        return  # an empty database file
+    row = con.execute("SELECT file FROM flow_segments LIMIT 1").fetchone()
+    if row is not None and str(ws._segment_path(str(row[0]))) not in str(con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name = 'flows' AND NOT temporary"
+    ).fetchone()):
+        ws._refresh_views(temp=True)
+
+
+def sql_literal(path: Path | str) -> str:
+    return "'" + str(path).replace("'", "''") + "'"

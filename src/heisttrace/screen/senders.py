@@ -21,22 +21,23 @@ from heisttrace.ledger.workspace import FLOWS_GENERATION, Workspace
 
 FANOUT = 1000  # senders read per address per hop, heaviest first: a hub's long tail is noise
 
-# The `ledger` view spelled out, for flows' rowid: the rows appended after a build are the
-# ones with a higher rowid (DuckDB pushes that filter down to whole row groups).
+# The `ledger` view spelled out, over `{source}`: `flows` for a build, `flow_rows` for a
+# layer, whose rows appended after a build are the ones with a higher rowid (DuckDB pushes that
+# filter down to whole row groups). A new segment bumps FLOWS_GENERATION: a rebuild.
 _SQL = """
 SELECT f.chain, f.dst, f.src, sum(CAST(f.amount_in AS DOUBLE)) AS got,
        arg_max(f.tx_hash, f.time) AS tx, max(f.time) AS t, hash(f.chain, f.dst, f.src) AS pair
-FROM flows f
+FROM {source} f
 ANTI JOIN superseded x ON x.chain = f.chain AND x.tx_hash = f.tx_hash AND x.ordinal = f.ordinal
 WHERE coalesce(f.dst_chain, f.chain) = f.chain AND f.src <> $fees AND f.src <> f.dst
-  AND f.rowid > $since
+  {since}
 GROUP BY ALL
 """
 
 # What the graph was built from. Flows only appended since (same deletion count, same
 # superseded rows) are added as a layer; anything else rebuilds.
 KEY_SQL = ("SELECT (SELECT count(*) FROM flows), (SELECT count(*) FROM superseded), "
-           "(SELECT coalesce(max(rowid), -1) FROM flows), (SELECT value FROM checkpoints "
+           "(SELECT coalesce(max(rowid), -1) FROM flow_rows), (SELECT value FROM checkpoints "
            f"WHERE name = '{FLOWS_GENERATION}')")
 # a layer past this share of the built graph's rows is folded in by a rebuild
 MAX_LAYER = 0.1
@@ -49,9 +50,15 @@ def _code(chain: str, address: str) -> int:
 class SenderGraph:
     """The ledger's reverse adjacency: for an address, the addresses that sent to it."""
 
-    def __init__(self, ws: Workspace, since: int = -1) -> None:
-        """The pairs of the ledger's flows whose rowid is above `since` (default: all)."""
-        tbl = ws.con.execute(_SQL, {"fees": FEE_SINK, "since": since}).fetch_arrow_table()
+    def __init__(self, ws: Workspace, since: int | None = None) -> None:
+        """The pairs of the ledger's flows, or of those in `flow_rows` whose rowid is above
+        `since`."""
+        if since is None:
+            sql, params = _SQL.format(source="flows", since=""), {"fees": FEE_SINK}
+        else:
+            sql = _SQL.format(source="flow_rows", since="AND f.rowid > $since")
+            params = {"fees": FEE_SINK, "since": since}
+        tbl = ws.con.execute(sql, params).fetch_arrow_table()
         n = tbl.num_rows
         chains, dsts = tbl.column("chain").to_pylist(), tbl.column("dst").to_pylist()
         codes = np.fromiter((_code(c, d) for c, d in zip(chains, dsts)), dtype=np.int64,
@@ -181,7 +188,8 @@ def updated_graph(ws: Workspace, graph: Graph | None, built_key: tuple[Any, ...]
             return base, built_key
         appended = n1 - n0
         if sup1 == sup0 and gen1 == gen0 and appended > 0 and top1 > top0:
-            got = ws.con.execute("SELECT count(*) FROM flows WHERE rowid > ?", [top0]).fetchone()
+            got = ws.con.execute("SELECT count(*) FROM flow_rows WHERE rowid > ?",
+                                 [top0]).fetchone()
             if got is not None and got[0] == appended:
                 layer = SenderGraph(ws, since=top0)
                 if len(layer) <= MAX_LAYER * max(len(base), 1):

@@ -152,7 +152,7 @@ def ingest_etl(
                                        stream=_read_once(con, relations),
                                        proven=_proven(files))
                         step("mapping to flows")
-                        res = store_prepared(con, prep, chain, one_pass=True)
+                        res = store_prepared(con, prep, chain, segment_of=ws)
                     except duckdb.Error as exc:
                         raise _import_error(files, exc) from exc
                 finally:

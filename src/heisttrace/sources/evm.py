@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from heisttrace.errors import InputError
+from heisttrace.ledger.workspace import Workspace, sql_literal
 from heisttrace.ledger.schema import (
     FEE_SINK,
     FLOW_COLUMNS,
@@ -724,19 +725,21 @@ MISSING_MARK = "heisttrace: flow without time or transaction index"
 
 
 def store_prepared(
-    con: duckdb.DuckDBPyConnection, prep: Prepared, chain: str, one_pass: bool = False
+    con: duckdb.DuckDBPyConnection, prep: Prepared, chain: str,
+    segment_of: Workspace | None = None,
 ) -> StoreResult:
     """Insert the flows, watched logs and THORChain calldata (`evm_calls`) of prepared views;
     call inside a transaction.
 
-    With `one_pass`, a first import of `chain` (no flows of it yet) maps and inserts in one
-    statement, without the anti-join against existing flows; it raises `Recheck` when some
-    flow lacks its time or index (the caller then rolls back and calls `explain_missing`).
+    With `segment_of` (the workspace of `con`), a first import of `chain` (no flows of it yet)
+    maps and writes its flows in one statement, as a new Parquet segment of the ledger, without
+    the anti-join against existing flows; it raises `Recheck` when some flow lacks its time or
+    index (the caller then rolls back and calls `explain_missing`).
     """
     res = StoreResult()
     # Flows are keyed, not ordered: DuckDB may read, map and write in parallel.
     with _settings(con, preserve_insertion_order="false"):
-        if not (one_pass and _store_flows_first(con, prep, chain, res)):
+        if segment_of is None or not _store_flows_first(segment_of, prep, chain, res):
             _store_flows(con, prep, chain, res)
     return _store_logs_and_counts(con, prep, chain, res)
 
@@ -756,25 +759,25 @@ def _chain_has_flows(con: duckdb.DuckDBPyConnection, chain: str) -> bool:
     return con.execute("SELECT 1 FROM flows WHERE chain = ? LIMIT 1", [chain]).fetchone() is not None
 
 
-def _store_flows_first(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: str,
-                       res: StoreResult) -> bool:
-    """First import of a chain: map and insert in one pass; False when it does not apply.
+def _store_flows_first(ws: Workspace, prep: Prepared, chain: str, res: StoreResult) -> bool:
+    """First import of a chain: map and write a segment in one pass; False when it does not
+    apply.
 
     Nothing of the chain is stored yet, so no anti-join is needed (the idempotency key
     includes the chain). Repeats inside the input are found afterwards on a 64-bit hash of
-    the key: no repeat means every key differs; a repeat (or a hash collision) deletes what
-    was inserted and returns False so the caller takes the checked path with DISTINCT ON.
+    the key: no repeat means every key differs; a repeat (or a hash collision) drops the
+    segment and returns False so the caller takes the checked path with DISTINCT ON.
     """
+    con = ws.con
     if _chain_has_flows(con, chain):
         return False
-    cols = ", ".join(FLOW_COLUMNS)
     # DuckDB 1.4.1 now and then failed inside a hash aggregate of this statement ("INTERNAL
     # Error: Attempting to combine TupleDataCollection with mismatching types", or a segfault
     # in TupleDataCollection::Combine): 2 of 20 imports of the demo's export on this 2-core
     # machine. DuckDB 1.4.5 (pinned since) passed 0 of 30 + 30 of the same loop.
     try:
-        con.execute(
-            f"INSERT INTO flows SELECT {cols} FROM ({flows_sql(prep, chain)}) "
+        path = ws.write_segment(
+            f"SELECT * FROM ({flows_sql(prep, chain)}) "
             f"WHERE CASE WHEN _miss_time OR _miss_txi THEN error('{MISSING_MARK}') "
             "ELSE true END"
         )
@@ -782,23 +785,19 @@ def _store_flows_first(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: st
         if MISSING_MARK in str(exc):
             raise Recheck() from exc
         raise
-    if _has_repeated_key(con, chain):
-        con.execute("DELETE FROM flows WHERE chain = ?", [chain])
-        return False
-    res.flows_seen = res.flows_added = int(
-        con.execute("SELECT count(*) FROM flows WHERE chain = ?", [chain]).fetchone()[0]  # type: ignore[index]
-    )
+    if _has_repeated_key(con, f"read_parquet({sql_literal(path)})"):
+        return False  # the unregistered file goes when the transaction ends
+    res.flows_seen = res.flows_added = ws.register_segment(path, chain)
     return True
 
 
-# Up to this many flows the repeated-key check sorts their hashes in numpy (8 bytes a flow in
 # RAM); above it DuckDB counts them, within its memory limit, spilling to disk.
 NUMPY_KEY_CHECK_MAX = 16_000_000
 
 
-def _has_repeated_key(con: duckdb.DuckDBPyConnection, chain: str,
+def _has_repeated_key(con: duckdb.DuckDBPyConnection, relation: str,
                       numpy_max: int | None = None) -> bool:
-    """Whether two flows of `chain` share a 64-bit hash of (tx_hash, ordinal).
+    """Whether two flows of `relation` share a 64-bit hash of (tx_hash, ordinal).
 
     Sorting the hashes in numpy and comparing neighbours measured about twice as fast as
     DuckDB's count(DISTINCT ...) hash aggregate (6M flows: ~1 s CPU against ~2.3 s), but holds
@@ -806,15 +805,13 @@ def _has_repeated_key(con: duckdb.DuckDBPyConnection, chain: str,
     different keys only sends the caller down the checked path, which is exact.
     """
     limit = NUMPY_KEY_CHECK_MAX if numpy_max is None else numpy_max
-    n = int(con.execute("SELECT count(*) FROM flows WHERE chain = ?", [chain]).fetchone()[0])  # type: ignore[index]
+    n = int(con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0])  # type: ignore[index]
     if n > limit:
         distinct = con.execute(
-            "SELECT count(DISTINCT hash(tx_hash, ordinal)) FROM flows WHERE chain = ?", [chain]
+            f"SELECT count(DISTINCT hash(tx_hash, ordinal)) FROM {relation}"
         ).fetchone()[0]  # type: ignore[index]
         return int(distinct) != n
-    h = con.execute(
-        "SELECT hash(tx_hash, ordinal) AS h FROM flows WHERE chain = ?", [chain]
-    ).fetchnumpy()["h"]
+    h = con.execute(f"SELECT hash(tx_hash, ordinal) AS h FROM {relation}").fetchnumpy()["h"]
     h = np.asarray(h)
     if len(h) < 2:
         return False
@@ -880,7 +877,7 @@ def _store_flows(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: str,
         cols = ", ".join("n." + c for c in FLOW_COLUMNS)
         distinct = "DISTINCT ON (n.chain, n.tx_hash, n.ordinal) " if repeats else ""
         con.execute(
-            f"INSERT INTO flows SELECT {distinct}{cols} FROM {tmp} n "
+            f"INSERT INTO flow_rows SELECT {distinct}{cols} FROM {tmp} n "
             "ANTI JOIN flows f ON f.chain = n.chain AND f.tx_hash = n.tx_hash AND "
             "f.ordinal = n.ordinal"
         )

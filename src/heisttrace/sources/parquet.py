@@ -87,7 +87,7 @@ def ingest_parquet(ws, path: str | Path) -> IngestReport:  # type: ignore[no-unt
                 "SELECT count(*) FROM _ht_parquet_rows").fetchone()[0])  # type: ignore[index]
             before = ws.count_flows()
             con.execute(
-                f"INSERT INTO flows SELECT DISTINCT ON (n.chain, n.tx_hash, n.ordinal) "
+                f"INSERT INTO flow_rows SELECT DISTINCT ON (n.chain, n.tx_hash, n.ordinal) "
                 f"{', '.join('n.' + c for c in FLOW_COLUMNS)} FROM _ht_parquet_rows n "
                 "ANTI JOIN flows f ON f.chain = n.chain AND f.tx_hash = n.tx_hash "
                 "AND f.ordinal = n.ordinal"

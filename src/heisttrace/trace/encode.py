@@ -8,7 +8,8 @@ ordinal, tx_hash): time settles almost all of them, and DuckDB ranks tx hashes o
 that tie on the four integers. The sweep then never touches a string.
 
 The encoded flows stay in the narrow temp table `_trace_order` (column `i` = position in the
-sweep, `rid` = rowid in `flows`); the temp view `_trace_flows` joins them back to their
+sweep, `rid` = the flow's number in the view `flows_rid`); the temp view `_trace_flows` joins
+them back to their
 identity for the few flows that end up in the seeds and the taint-flow graph. No wide copy of
 the ledger's strings is ever materialised.
 """
@@ -165,16 +166,16 @@ def _encode(ws: Workspace, roles: pa.Table, until: int | None) -> EncodedLedger:
                     f" ANTI JOIN _trace_ignore {alias} ON {alias}.chain = f.{chain_col}"
                     f" AND {alias}.address = f.{addr_col}"
                 )
-        # The rows of the `ledger` view (flows minus superseded, same anti join) with the
-        # rowid of `flows`, so the sweep's table stays narrow and points back to the strings.
+        # The rows of the `ledger` view (flows minus superseded, same anti join) with their
+        # `rid`, so the sweep's table stays narrow and points back to the strings.
         where = "" if until is None else f"WHERE l.time <= {int(until)}"
         kept = f"""
             SELECT f.* FROM (
-                SELECT l.rowid AS rid, l.chain, l.block, l.time, l.ordinal, l.tx_hash, l.src,
+                SELECT l.rid, l.chain, l.block, l.time, l.ordinal, l.tx_hash, l.src,
                        l.dst, l.asset, l.amount_out, l.amount_in, l.kind,
                        coalesce(l.dst_chain, l.chain) AS dchain,
                        coalesce(l.dst_asset, l.asset) AS dasset
-                FROM flows l
+                FROM flows_rid l
                 ANTI JOIN superseded x
                   ON x.chain = l.chain AND x.tx_hash = l.tx_hash AND x.ordinal = l.ordinal
                 {where}
@@ -235,8 +236,8 @@ def _encode(ws: Workspace, roles: pa.Table, until: int | None) -> EncodedLedger:
             rows[name] = rows[name][order]
         del order
         n_flows = rows["rid"].shape[0]
-        # the sweep's table: `i` = position in the sweep, `rid` = rowid in `flows`, and the
-        # encoded columns the seeds and the case store read back (the rest live in numpy)
+        # the sweep's table: `i` = position in the sweep, `rid` = number in `flows_rid`, and
+        # the encoded columns the seeds and the case store read back (the rest live in numpy)
         con.register("_trace_sorted", pa.table({
             "i": np.arange(n_flows, dtype=np.int64), "rid": rows["rid"], "time": rows["time"],
             "s": rows["s"], "d": rows["d"], "a_out": rows["a_out"]}))
@@ -251,7 +252,7 @@ def _encode(ws: Workspace, roles: pa.Table, until: int | None) -> EncodedLedger:
             SELECT o.i, f.chain, f.block, o.time, f.ordinal, f.tx_hash, f.src, f.dst, f.asset,
                    f.kind, coalesce(f.dst_chain, f.chain) AS dchain,
                    coalesce(f.dst_asset, f.asset) AS dasset, o.s, o.d, o.a_out
-            FROM _trace_order o JOIN flows f ON f.rowid = o.rid
+            FROM _trace_order o JOIN flows_rid f ON f.rid = o.rid
             """
         )
         enc = EncodedLedger(
@@ -290,13 +291,13 @@ def _fetch_rows(con) -> dict[str, np.ndarray]:
 
 
 def _tx_hash_rank(con, rids: np.ndarray) -> np.ndarray:
-    """The rank of each flow's tx_hash among `rids` (flows rowids), in DuckDB's string order."""
+    """The rank of each flow's tx_hash among `rids` (of `flows_rid`), in DuckDB's string order."""
     con.register("_trace_tied", pa.table({"j": np.arange(rids.shape[0]), "rid": rids}))
     try:
         got = con.execute(
             """
             SELECT t.j, dense_rank() OVER (ORDER BY f.tx_hash) AS r
-            FROM _trace_tied t JOIN flows f ON f.rowid = t.rid
+            FROM _trace_tied t JOIN flows_rid f ON f.rid = t.rid
             """
         ).fetchnumpy()
     finally:
