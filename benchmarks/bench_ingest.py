@@ -11,28 +11,23 @@ folder, ingests it into a fresh workspace and ends with the line
 `seconds` covers ingest_etl only (not generating the files); peak_rss_mb is the process's
 peak resident memory over the whole run (Linux ru_maxrss).
 
-Measured 2026-12-02, nothing else running (load ~1): with lower-case hex as ethereum-etl
-writes it, eight runs 8.64-11.19 s, median 9.9 s (`ingest rows=5000000 seconds=9.94
-rows_per_s=503133 peak_rss_mb=1241 flows=6130770`); with `--upper` (the export this benchmark
-wrote before, addresses in upper case) 9.77-10.91 s. Runs on this machine vary by +-15 % with
-nothing else running, so single figures mean little. The same export took 15.92 s before this
-round (335,508 rows/s earlier the same day).
-What changed: the compiled pass of sources/csv_check.py proves both CSVs clean (0.5 s wall for
-the 1.1 GB), so no cell meets a SQL guard (those cost 3.5 s wall), and finds the hex columns
-without upper case, which are not lowercased (~0.8 s); DuckDB's own progress bar is off
-(0.6 s). Disabling DuckDB's build_side_probe_side optimizer for the insert (it
-had put a hash table on the streamed CSV: 1.6 s with the guards on) was tried and removed:
-without the guards the planner's own choice costs nothing measurable (9.87 and 8.90 s).
+Measured 2026-12-02 (second session), nothing else running: the first import of a chain is
+written as a Parquet segment of the ledger (ledger/workspace.py), five runs 7.39-8.73 s, median
+7.94 s (`ingest rows=5000000 seconds=7.94 rows_per_s=630043 peak_rss_mb=1266 flows=6130770`);
+the same day, the same export into the DuckDB table (the code before segments): 9.97-12.07 s,
+median 10.34 s. Runs on this machine vary by +-15 % with nothing else running, so single
+figures mean little.
 
-Where the ~9.9 s go (wall, both cores busy; upper-case export): proving the CSVs 0.5, copying
-transactions.csv to a temp table 0.75, the insert 6.8 (reading and mapping 2.3-2.9, writing the
-6.13M flows into the `flows` table ~4: FSST compression, string statistics, page faults; per
-string column, not per byte), the repeated-key check 0.5-0.7, commit 0.2. Measured
-alternatives for the write: the same rows as Parquet (DuckDB COPY, snappy) ~2.6 s, a flows
-table without the duplicated amount_in and the constant chain/kind strings ~1.5 s less. Neither
-reaches the 1,000,000 rows/s target (5 s): that needs a writer and mapper that never hold the
-flows as DuckDB strings (e.g. a compiled mapper writing Parquet/Arrow segments the `flows`
-view reads), a change of the workspace's storage left for its own round.
+Where the ~7.9 s go (wall, both cores busy): importing the compiled check and proving both
+CSVs clean 0.8 (csv_check.py, so no cell meets a SQL guard and lower-case hex is not
+lowercased), copying transactions.csv to a temp table 0.7, the mapping read by DuckDB ~2.5
+(4.8 s CPU: reading token_transfers.csv 1.3, the transaction-index hash join 0.6 and its
+GROUP BY 0.5, projections), writing the segment ~2 (6.13M flows as snappy Parquet), the
+repeated-key check 0.6. Measured alternatives: a segment without the constant chain and the
+duplicated amount_in saves ~0.5 s; an uncompressed segment ~0.3-1 s (and 2-3x the disk).
+The mapping alone, with nothing written, already takes ~5 s end to end, so the 1,000,000
+rows/s target (5 s) needs the CSV reading and mapping compiled as well (a numba pass that
+parses the proven CSVs straight into the flows' columns), not only a faster write.
 """
 
 from __future__ import annotations
