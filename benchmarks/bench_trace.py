@@ -17,6 +17,13 @@ included) per flow, and `ref_ratio` the sweep's speed-up over the plain referenc
 (tests/trace_reference.py) on 200,000 flows. `--workspace DIR` keeps the synthetic ledger
 there and reuses it on the next run (building 10M flows takes minutes).
 
+Measured 2026-12-02 (second session), flows found their holdings by a 64-bit hash in two
+narrow steps (trace/encode.py) instead of one join on the strings: build_seconds 10.67 s
+(haircut run) and 12.76 s (FIFO run), against 21-25 s before; sweeps unchanged (haircut 0.324
+s = 30.9M flows/s, FIFO 0.412 s = 24.3M flows/s, one run each). The bench_ingest export (6.1M
+flows among 7.6M holdings), which failed to encode within the 2 GB DuckDB limit before, now
+encodes in 15.9 s (peak RSS 2.6 GB).
+
 Measured 2026-12-02 after the merge, median of 5, nothing else running (load 1.3-1.5), two
 rounds: haircut 0.465 s = 21.5M flows/s (spread 0.350-0.535 s) and 0.322 s = 31.0M flows/s
 (0.300-0.342 s); FIFO 0.351 s = 28.5M flows/s (0.304-0.460 s) and 0.346 s = 28.9M flows/s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from heisttrace.labels.roles import address_roles
 from heisttrace.trace.encode import encode_ledger, sweep_order
@@ -66,3 +67,41 @@ def test_sweep_order_with_distinct_times_needs_no_more_than_time():
         raise AssertionError("no tie to break")
 
     assert sweep_order(time, zeros.astype(np.int32), zeros, zeros, never).tolist() == [3, 1, 0, 2]
+
+
+def test_holdings_found_by_hash_whatever_the_salt(workspace, monkeypatch):
+    """Flows find their holdings through a salted 64-bit hash; another salt (as a collision
+    would choose) encodes the same ledger, and the holdings' strings are what the flows say."""
+    import random
+
+    from heisttrace.trace import encode as E
+
+    rnd = random.Random(3)
+    people = [f"0x{i:040x}" for i in range(30)]
+    add(workspace, [flow(100 + i, f"0x{i:064x}", *rnd.sample(people, 2), rnd.randrange(1, 99),
+                         asset=rnd.choice(["ETH", "0x" + "ab" * 20]))
+                    for i in range(300)])
+    roles = address_roles(workspace)
+    base = encode_ledger(workspace, roles)
+    named = workspace.con.execute(
+        "SELECT f.src, f.dst, f.asset, hs.address, hd.address, hs.asset "
+        "FROM _trace_flows f JOIN _trace_holdings hs ON hs.h = f.s "
+        "JOIN _trace_holdings hd ON hd.h = f.d").fetchall()
+    assert len(named) == 300
+    assert all(r[0] == r[3] and r[1] == r[4] and r[2] == r[5] for r in named)
+    monkeypatch.setattr(E, "_distinct_hash_salt", lambda con: 5)
+    other = encode_ledger(workspace, roles)
+    for name in ("src", "dst", "amount_out", "amount_in", "time", "stop"):
+        assert np.array_equal(getattr(base, name), getattr(other, name)), name
+
+
+def test_distinct_hash_salt_refuses_repeated_holdings(workspace):
+    from heisttrace.trace.encode import _distinct_hash_salt
+
+    con = workspace.con
+    con.execute("CREATE TEMP TABLE _trace_holdings AS SELECT * FROM (VALUES "
+                "('ethereum', '0xa', 'ETH'), ('ethereum', '0xb', 'ETH')) t(chain, address, asset)")
+    assert _distinct_hash_salt(con) == 0
+    con.execute("INSERT INTO _trace_holdings VALUES ('ethereum', '0xa', 'ETH')")
+    with pytest.raises(RuntimeError):
+        _distinct_hash_salt(con)
