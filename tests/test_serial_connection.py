@@ -67,3 +67,40 @@ def test_calls_hold_the_shared_lock_and_return_the_proxy(tmp_path: Path) -> None
     assert got == [(1,)]
     reader = con.execute("SELECT range AS i FROM range(10000)").fetch_record_batch(1000)
     assert sum(b.num_rows for b in reader) == 10000
+
+
+def test_write_transactions_of_threads_take_turns(tmp_path: Path) -> None:
+    """Two threads (a watch batch, a case traced from the API) update the same row in
+    overlapping transactions: DuckDB alone would fail one on a write-write conflict; through
+    the shared write lock both commit, one after the other, while reads still go through."""
+    import time
+
+    from heisttrace.ledger.workspace import Workspace, open_workspace
+
+    with open_workspace(tmp_path / "ws") as root:
+        root.set_checkpoint("n", "0")
+        con = SerialConnection(root.con)
+        errors: list[BaseException] = []
+        inside = threading.Event()
+
+        def bump() -> None:
+            ws = Workspace(root.path, con.cursor())
+            try:
+                with ws.transaction():
+                    n = int(ws.checkpoint("n") or 0)
+                    inside.set()
+                    time.sleep(0.3)  # the other thread starts its transaction meanwhile
+                    ws.set_checkpoint("n", str(n + 1))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=bump) for _ in range(2)]
+        threads[0].start()
+        inside.wait(5)
+        threads[1].start()
+        reader = con.cursor()
+        assert reader.execute("SELECT value FROM checkpoints WHERE name = 'n'").fetchone() == ("0",)
+        for t in threads:
+            t.join(10)
+        assert errors == []
+        assert root.checkpoint("n") == "2"

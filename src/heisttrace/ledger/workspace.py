@@ -21,7 +21,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -107,14 +107,19 @@ class SerialConnection:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, lock: threading.RLock | None = None,
-                 ) -> None:
+                 write_lock: threading.RLock | None = None) -> None:
         self._con = con
         self._lock = lock or threading.RLock()
+        # Held by `Workspace.transaction()` from BEGIN to COMMIT: write transactions of
+        # different threads (a watch batch, a case traced from the API) take turns instead of
+        # failing on DuckDB's write-write conflicts. Single calls stay under `_lock` only, so
+        # pages are served while a batch is open.
+        self.write_lock = write_lock or threading.RLock()
 
     def cursor(self) -> SerialConnection:
-        """A cursor for another thread, under the same lock."""
+        """A cursor for another thread, under the same locks."""
         with self._lock:
-            return SerialConnection(self._con.cursor(), self._lock)
+            return SerialConnection(self._con.cursor(), self._lock, self.write_lock)
 
     def fetch_record_batch(self, rows_per_batch: int = 1_000_000) -> pa.RecordBatchReader:
         """The result in batches, each read under the lock (a reader handed out as it is
@@ -170,6 +175,11 @@ class Workspace:
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """All or nothing: any exception inside rolls every write back, segment files too."""
+        lock = getattr(self.con, "write_lock", None) or nullcontext()
+        with lock:
+            yield from self._transaction()
+
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         self.con.execute("BEGIN TRANSACTION")
         self._in_transaction = True
         committed = False

@@ -136,7 +136,7 @@ class BackgroundWatch:
             try:
                 watcher.run(interval=self.config.interval, stop=self._stop.is_set)
                 return
-            except Exception as exc:  # e.g. a write conflict with a trace run by the app:
+            except Exception as exc:  # e.g. a batch that failed inside DuckDB:
                 self._failed(exc)    # that batch was rolled back; open again and go on
                 self._stop.wait(wait)
                 wait = min(wait * 2, MAX_BACKOFF)
