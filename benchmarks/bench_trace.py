@@ -22,7 +22,9 @@ narrow steps (trace/encode.py) instead of one join on the strings: build_seconds
 (haircut run) and 12.76 s (FIFO run), against 21-25 s before; sweeps unchanged (haircut 0.324
 s = 30.9M flows/s, FIFO 0.412 s = 24.3M flows/s, one run each). The bench_ingest export (6.1M
 flows among 7.6M holdings), which failed to encode within the 2 GB DuckDB limit before, now
-encodes in 15.9 s (peak RSS 2.6 GB).
+encodes in 16-19 s (peak RSS 2.4-2.7 GB), from a segment or from the table `flow_rows` (the
+latter also needed the roles and decimals copied into temp tables: DuckDB estimated their
+Arrow scans at ~1 row and built its hash tables on the flows).
 
 Measured 2026-12-02 after the merge, median of 5, nothing else running (load 1.3-1.5), two
 rounds: haircut 0.465 s = 21.5M flows/s (spread 0.350-0.535 s) and 0.322 s = 31.0M flows/s

@@ -148,8 +148,16 @@ def encode_ledger(ws: Workspace, roles: pa.Table, until: int | None = None) -> E
 
 def _encode(ws: Workspace, roles: pa.Table, until: int | None) -> EncodedLedger:
     con = ws.con
-    con.register("_trace_roles", roles.select(["chain", "address", "role"]))
-    con.register("_trace_dec", decimals_table(ws))
+    # Copied into temp tables, not read as registered Arrow: DuckDB estimates an Arrow scan
+    # at ~1 row, so it built its hash tables on the ledger's wide rows instead of on these
+    # small tables (6.1M flows from flow_rows: out of memory at 2 GB).
+    for name, table in (("_trace_roles", roles.select(["chain", "address", "role"])),
+                        ("_trace_dec", decimals_table(ws))):
+        con.register("_trace_arrow", table)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _trace_arrow")
+        finally:
+            con.unregister("_trace_arrow")
     try:
         has_ignore = bool(con.execute(
             "SELECT count(*) FROM _trace_roles WHERE role = 'ignore'").fetchone()[0])  # type: ignore[index]
@@ -272,8 +280,8 @@ def _encode(ws: Workspace, roles: pa.Table, until: int | None) -> EncodedLedger:
             n_holdings=int(con.execute("SELECT count(*) FROM _trace_holdings").fetchone()[0]),  # type: ignore[index]
         )
     finally:
-        con.unregister("_trace_roles")
-        con.unregister("_trace_dec")
+        con.execute("DROP TABLE IF EXISTS _trace_roles")
+        con.execute("DROP TABLE IF EXISTS _trace_dec")
     return enc
 
 
