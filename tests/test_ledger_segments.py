@@ -150,3 +150,39 @@ def test_moved_workspace_reads_its_segments(imported: Workspace, tmp_path: Path)
         assert ro.con.execute("SELECT count(*) FROM flows_rid").fetchone()[0] == len(flows)
     with open_workspace(moved) as ws:
         assert _flows(ws) == flows
+
+
+@pytest.mark.parametrize("min_flows", [1, 10**12])
+def test_a_later_large_import_is_a_segment_of_its_new_flows(tmp_path: Path, min_flows: int,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second export of the same chain, overlapping the first: its new flows become a
+    segment of their own when there are enough of them (else rows); either way the ledger
+    is the same, and importing it again adds nothing and no file."""
+    from heisttrace.sources import evm
+    from test_ingest_etl_onepass_files import _bench_generate
+
+    exports = []
+    for rows in (8_000, 20_000):  # the second repeats the first's keys with other values
+        folder = tmp_path / f"export{rows}"
+        folder.mkdir()
+        _bench_generate(folder, rows)
+        exports.append(folder)
+    monkeypatch.setattr(evm, "SEGMENT_MIN_FLOWS", min_flows)
+    with open_workspace(tmp_path / "ws") as ws, open_workspace(tmp_path / "rows") as ref:
+        first = ingest_etl(ws, exports[0]).flows_added
+        second = ingest_etl(ws, exports[1])
+        assert 0 < second.flows_added < second.flows_seen
+        assert ws.count_flows() == first + second.flows_added
+        segments = 2 if min_flows == 1 else 1
+        assert len(_files(ws)) == segments
+        # the reference: everything through the table path
+        monkeypatch.setattr(evm, "SEGMENT_MIN_FLOWS", 10**12)
+        ref.con.execute("INSERT INTO flow_rows VALUES ('ethereum', 0, 0, 0, '0x00', 'a', 'b', "
+                        "'ETH', '1', '1', 'native', NULL, NULL)")
+        for folder in exports:
+            ingest_etl(ref, folder)
+        ref.con.execute("DELETE FROM flow_rows WHERE tx_hash = '0x00'")
+        assert _flows(ws) == _flows(ref)
+        monkeypatch.setattr(evm, "SEGMENT_MIN_FLOWS", min_flows)
+        assert ingest_etl(ws, exports[1]).flows_added == 0
+        assert len(_files(ws)) == segments

@@ -734,13 +734,14 @@ def store_prepared(
     With `segment_of` (the workspace of `con`), a first import of `chain` (no flows of it yet)
     maps and writes its flows in one statement, as a new Parquet segment of the ledger, without
     the anti-join against existing flows; it raises `Recheck` when some flow lacks its time or
-    index (the caller then rolls back and calls `explain_missing`).
+    index (the caller then rolls back and calls `explain_missing`). A later import of at least
+    SEGMENT_MIN_FLOWS flows writes its new flows as a segment as well.
     """
     res = StoreResult()
     # Flows are keyed, not ordered: DuckDB may read, map and write in parallel.
     with _settings(con, preserve_insertion_order="false"):
         if segment_of is None or not _store_flows_first(segment_of, prep, chain, res):
-            _store_flows(con, prep, chain, res)
+            _store_flows(con, prep, chain, res, segment_of)
     return _store_logs_and_counts(con, prep, chain, res)
 
 
@@ -861,8 +862,14 @@ def restore_settings(con: duckdb.DuckDBPyConnection) -> None:
     _pending_resets[:] = [r for r in _pending_resets if r[0] is not con]
 
 
+# A later import of a chain with at least this many flows is stored as a segment of its new
+# flows too (a file per small batch would leave thousands of tiny files behind a node that is
+# followed block by block; those go to `flow_rows`).
+SEGMENT_MIN_FLOWS = 100_000
+
+
 def _store_flows(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: str,
-                 res: StoreResult) -> None:
+                 res: StoreResult, segment_of: Workspace | None = None) -> None:
     tmp = f"_htout{next(_counter)}"
     con.execute(f"CREATE TEMP TABLE {tmp} AS {flows_sql(prep, chain)}")
     try:
@@ -876,11 +883,17 @@ def _store_flows(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: str,
         ).fetchone()[0]  # type: ignore[index]
         cols = ", ".join("n." + c for c in FLOW_COLUMNS)
         distinct = "DISTINCT ON (n.chain, n.tx_hash, n.ordinal) " if repeats else ""
-        con.execute(
-            f"INSERT INTO flow_rows SELECT {distinct}{cols} FROM {tmp} n "
-            "ANTI JOIN flows f ON f.chain = n.chain AND f.tx_hash = n.tx_hash AND "
-            "f.ordinal = n.ordinal"
-        )
+        new = (f"SELECT {distinct}{cols} FROM {tmp} n "
+               "ANTI JOIN flows f ON f.chain = n.chain AND f.tx_hash = n.tx_hash AND "
+               "f.ordinal = n.ordinal")
+        if segment_of is not None and res.flows_seen >= SEGMENT_MIN_FLOWS:
+            path = segment_of.write_segment(new)
+            # nothing new (the same export again): the file goes when the transaction ends
+            if con.execute(f"SELECT 1 FROM read_parquet({sql_literal(path)}) LIMIT 1"
+                           ).fetchone() is not None:
+                segment_of.register_segment(path, chain)
+        else:
+            con.execute(f"INSERT INTO flow_rows {new}")
         after = int(con.execute("SELECT count(*) FROM flows").fetchone()[0])  # type: ignore[index]
         res.flows_added = after - before
     finally:
