@@ -7,6 +7,7 @@ before segments are migrated; a moved workspace still reads its segments.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -186,3 +187,28 @@ def test_a_later_large_import_is_a_segment_of_its_new_flows(tmp_path: Path, min_
         monkeypatch.setattr(evm, "SEGMENT_MIN_FLOWS", min_flows)
         assert ingest_etl(ws, exports[1]).flows_added == 0
         assert len(_files(ws)) == segments
+
+
+def test_a_segment_that_cannot_be_written_is_a_clear_error_and_changes_nothing(
+        tmp_path: Path) -> None:
+    """`segments` taken by a file (as a full disk or a read-only folder would stop it): the
+    import says which file it could not write, exits non-zero and the workspace is as before."""
+    import subprocess
+    import sys
+
+    from test_ingest_etl_files import snapshot
+
+    ws_path = tmp_path / "ws"
+    with open_workspace(ws_path) as ws:
+        before = snapshot(ws)
+    (ws_path / "segments").write_text("not a folder")
+    exe = Path(sys.executable).with_name("heisttrace")
+    done = subprocess.run([str(exe), "ingest", "etl", str(etl_folder(tmp_path / "e")), "-w",
+                           str(ws_path)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 1
+    assert "cannot write the ledger segment" in done.stderr and "segments" in done.stderr
+    assert "Traceback" not in done.stderr
+    (ws_path / "segments").unlink()
+    with open_workspace(ws_path) as ws:
+        assert snapshot(ws) == before

@@ -280,13 +280,21 @@ class Workspace:
         if not self._in_transaction:
             raise RuntimeError("write_segment needs an open transaction")
         folder = self.path / SEGMENTS_DIR
-        folder.mkdir(exist_ok=True)
         path = folder / f"{uuid.uuid4().hex}.parquet"
-        self._written.append(path)
         cols = ", ".join(FLOW_COLUMNS)
-        self.con.execute(
-            f"COPY (SELECT {cols} FROM ({select_sql})) TO {sql_literal(path)} "
-            "(FORMAT parquet, COMPRESSION snappy)", params or [])
+        try:
+            folder.mkdir(exist_ok=True)
+            self._written.append(path)
+            self.con.execute(
+                f"COPY (SELECT {cols} FROM ({select_sql})) TO {sql_literal(path)} "
+                "(FORMAT parquet, COMPRESSION snappy)", params or [])
+        except OSError as exc:
+            raise WorkspaceError(f"cannot write the ledger segment {path}: {exc}") from exc
+        except duckdb.IOException as exc:  # the disk is full, the folder read-only, ...
+            if str(path) not in str(exc) and SEGMENTS_DIR not in str(exc):
+                raise  # an input file that could not be read: the caller names it
+            raise WorkspaceError(f"cannot write the ledger segment {path}: "
+                                 f"{str(exc).splitlines()[0]}") from exc
         return path
 
     def register_segment(self, path: Path, chain: str) -> int:
