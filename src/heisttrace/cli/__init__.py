@@ -35,6 +35,7 @@ def _root() -> None:
 
 
 app.command()(ledger.flows)
+app.command()(ledger.status)
 for _module in (ingest, labels, conversions, trace, simulate, report, screen, watch, scale):
     _module.register(app)
 

@@ -1,4 +1,4 @@
-"""`heisttrace flows`: look at what the workspace holds."""
+"""`heisttrace flows` and `heisttrace status`: look at what the workspace holds."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from heisttrace.cli.common import JsonOpt, WorkspaceOpt, console, print_json
 from heisttrace.ledger import open_workspace
+from heisttrace.ledger.status import workspace_status
 from heisttrace.sources.tokens import NATIVE_DECIMALS, whole_units
 
 
@@ -69,3 +71,55 @@ def flows(
     console.print(out)
     if limit and len(rows) == limit:
         console.print(f"[dim]showing the first {limit}; use --limit 0 for all[/dim]")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return str(n)
+
+
+def status(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
+    """What the workspace holds: flows per chain with their blocks and days, storage, tokens,
+    labels, cases and the last imports."""
+    with open_workspace(workspace, create=False, read_only=True) as ws:
+        info = workspace_status(ws)
+    if json:
+        print_json(info)
+        return
+    st = info["storage"]
+    console.print(f"[bold]{info['workspace']}[/bold]: {info['flows']:,} flows "
+                  f"({st['flow_rows']:,} as rows, {st['segment_flows']:,} in {st['segments']} "
+                  f"Parquet segment(s), {_size(st['segment_bytes'])}; database "
+                  f"{_size(st['database_bytes'])})", highlight=False)
+    out = Table(title="flows per chain")
+    for name in ("chain", "flows", "transactions", "first block", "last block",
+                 "first (UTC)", "last (UTC)"):
+        out.add_column(name, justify="left" if name in ("chain", "first (UTC)", "last (UTC)")
+                       else "right")
+    for c in info["chains"]:
+        out.add_row(c["chain"], f"{c['flows']:,}", f"{c['transactions']:,}",
+                    f"{c['first_block']:,}", f"{c['last_block']:,}", c["first_time_utc"],
+                    c["last_time_utc"])
+    console.print(out)
+    for c in info["chains"]:
+        console.print(f"  {c['chain']}: " + ", ".join(f"{k} {v:,}" for k, v in c["kinds"].items()),
+                      highlight=False)
+    labels = info["labels"]
+    console.print(f"tokens {info['tokens']:,}; labels {sum(labels.values()):,}"
+                  + (f" ({', '.join(f'{s} {n:,}' for s, n in labels.items())})" if labels else "")
+                  + f"; cases {info['cases']:,}; flows replaced by conversions "
+                  f"{info['superseded_by_conversions']:,}", highlight=False)
+    if info["recent_imports"]:
+        imp = Table(title="last imports")
+        for name in ("imported at", "source", "detail", "rows"):
+            imp.add_column(name, overflow="fold", justify="right" if name == "rows"
+                           else "left")
+        for r in info["recent_imports"]:
+            detail = r["detail"] or ""
+            if len(detail) > 70:
+                detail = detail[:67] + "..."
+            imp.add_row(r["at"], r["source"], Text(detail), f"{r['rows']:,}")
+        console.print(imp)
