@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.rule import Rule
 
 from heisttrace.errors import HeisttraceError
-from heisttrace.ledger.workspace import DB_FILE, WorkspaceError
+from heisttrace.ledger.workspace import DB_FILE, SEGMENTS_DIR, WorkspaceError
 
 console = Console()
 
@@ -53,6 +53,7 @@ def run(workspace: Path, scale: int, seed: int) -> None:
     # The demo owns its workspace: start from an empty database every time.
     workspace.mkdir(parents=True, exist_ok=True)
     (workspace / DB_FILE).unlink(missing_ok=True)
+    shutil.rmtree(workspace / SEGMENTS_DIR, ignore_errors=True)
     shutil.rmtree(sim, ignore_errors=True)
     w = ["--workspace", str(workspace)]
     total = time.perf_counter()
@@ -65,6 +66,7 @@ def run(workspace: Path, scale: int, seed: int) -> None:
     _step("4. import the known labels (TagPack)", ["labels", "import", str(sim / "labels.yaml"), *w])
     _step("5. detect swaps and bridge transfers", ["conversions", "detect", *w])
     _step("6. detect spam, exchange deposit addresses and token freezes", ["labels", "detect", *w])
+    _step("7. what the workspace holds now", ["status", *w])
     for case, policy in (("bybit", "haircut"), ("bybit-fifo", "fifo")):
         if _step(f"trace ({policy})", ["trace", "--case", case, "--seed", seed_tx, "--policy", policy,
                                       "--prices", prices, *w]):

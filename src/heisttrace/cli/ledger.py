@@ -95,18 +95,18 @@ def status(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
                   f"Parquet segment(s), {_size(st['segment_bytes'])}; database "
                   f"{_size(st['database_bytes'])})", highlight=False)
     out = Table(title="flows per chain")
-    for name in ("chain", "flows", "transactions", "first block", "last block",
-                 "first (UTC)", "last (UTC)"):
-        out.add_column(name, justify="left" if name in ("chain", "first (UTC)", "last (UTC)")
-                       else "right")
+    # numbers never wrap; on a narrow terminal the times wrap between date and time
+    for name in ("chain", "flows", "from block", "to block"):
+        out.add_column(name, justify="left" if name == "chain" else "right", no_wrap=True)
+    for name in ("from (UTC)", "to (UTC)"):
+        out.add_column(name, overflow="fold", min_width=10)
     for c in info["chains"]:
-        out.add_row(c["chain"], f"{c['flows']:,}", f"{c['transactions']:,}",
-                    f"{c['first_block']:,}", f"{c['last_block']:,}", c["first_time_utc"],
-                    c["last_time_utc"])
+        out.add_row(c["chain"], f"{c['flows']:,}", f"{c['first_block']:,}",
+                    f"{c['last_block']:,}", c["first_time_utc"], c["last_time_utc"])
     console.print(out)
     for c in info["chains"]:
-        console.print(f"  {c['chain']}: " + ", ".join(f"{k} {v:,}" for k, v in c["kinds"].items()),
-                      highlight=False)
+        console.print(f"  {c['chain']}: {c['transactions']:,} transactions; "
+                      + ", ".join(f"{k} {v:,}" for k, v in c["kinds"].items()), highlight=False)
     labels = info["labels"]
     console.print(f"tokens {info['tokens']:,}; labels {sum(labels.values()):,}"
                   + (f" ({', '.join(f'{s} {n:,}' for s, n in labels.items())})" if labels else "")
