@@ -98,6 +98,10 @@ def test_delete_rewrites_the_segment_and_rolls_back(imported: Workspace) -> None
     imported.delete_flows("EXISTS (SELECT 1 FROM (SELECT ?::VARCHAR AS h) x "
                           "WHERE x.h = flows.tx_hash)", [after[0][4]])
     assert _flows(imported) == [r for r in after if r[4] != after[0][4]]
+    # deleting all it holds removes the segment, file and row
+    imported.delete_flows("true")
+    assert _flows(imported) == [] and _files(imported) == []
+    assert imported.con.execute("SELECT count(*) FROM flow_segments").fetchone()[0] == 0
 
 
 def test_unregistered_files_do_not_survive(imported: Workspace) -> None:

@@ -9,17 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from heisttrace.ledger.workspace import DB_FILE, SEGMENTS_DIR, Workspace
-
-
-def _table_exists(ws: Workspace, name: str) -> bool:
-    return ws.con.execute(
-        "SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
-    ).fetchone() is not None
+from heisttrace.ledger.workspace import DB_FILE, SEGMENTS_DIR, Workspace, has_table
 
 
 def _count(ws: Workspace, table: str) -> int:
-    if not _table_exists(ws, table):
+    if not has_table(ws.con, table):
         return 0
     return int(ws.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
 
@@ -27,27 +21,30 @@ def _count(ws: Workspace, table: str) -> int:
 def workspace_status(ws: Workspace) -> dict[str, Any]:
     """Counts and ranges of the workspace's contents (JSON-ready)."""
     con = ws.con
+    chains: dict[str, dict[str, Any]] = {}
     kinds: dict[str, dict[str, int]] = {}
-    for chain, kind, n in con.execute(
-            "SELECT chain, kind, count(*) FROM flows GROUP BY ALL ORDER BY ALL").fetchall():
-        kinds.setdefault(chain, {})[kind] = int(n)
-    chains = []
-    for chain, n, b0, b1, t0, t1, txs in con.execute(
+    # one scan of the ledger: per chain (kind IS NULL) and per chain and kind
+    for chain, kind, n, b0, b1, t0, t1, txs in con.execute(
         """
-        SELECT chain, count(*), min(block), max(block),
+        SELECT chain, kind, count(*), min(block), max(block),
                strftime(epoch_ms(min(time) * 1000), '%Y-%m-%d %H:%M:%S'),
                strftime(epoch_ms(max(time) * 1000), '%Y-%m-%d %H:%M:%S'),
                count(DISTINCT tx_hash)
-        FROM flows GROUP BY chain ORDER BY chain
+        FROM flows GROUP BY GROUPING SETS ((chain), (chain, kind)) ORDER BY chain, kind
         """
     ).fetchall():
-        chains.append({
+        if kind is not None:
+            kinds.setdefault(chain, {})[kind] = int(n)
+            continue
+        chains[chain] = {
             "chain": chain, "flows": int(n), "transactions": int(txs),
             "first_block": int(b0), "last_block": int(b1),
-            "first_time_utc": t0, "last_time_utc": t1, "kinds": kinds.get(chain, {}),
-        })
+            "first_time_utc": t0, "last_time_utc": t1,
+        }
+    for chain, info in chains.items():
+        info["kinds"] = kinds.get(chain, {})
     segments = (0, 0)
-    if _table_exists(ws, "flow_segments"):
+    if has_table(con, "flow_segments"):
         segments = con.execute(  # type: ignore[assignment]
             "SELECT count(*), coalesce(sum(rows), 0) FROM flow_segments").fetchone()
     folder = ws.path / SEGMENTS_DIR
@@ -61,8 +58,8 @@ def workspace_status(ws: Workspace) -> dict[str, Any]:
         "ORDER BY imported_at DESC LIMIT 5").fetchall()
     return {
         "workspace": str(ws.path),
-        "flows": sum(c["flows"] for c in chains),
-        "chains": chains,
+        "flows": sum(c["flows"] for c in chains.values()),
+        "chains": list(chains.values()),
         "storage": {
             "flow_rows": _count(ws, "flow_rows") or _count(ws, "flows"),  # or not migrated
             "segments": int(segments[0]), "segment_flows": int(segments[1]),

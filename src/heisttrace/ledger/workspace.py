@@ -249,8 +249,8 @@ class Workspace:
         params = params or []
         with self._ensure_transaction():
             self.con.execute(f"DELETE FROM flow_rows AS flows WHERE {where}", params)
-            for seg_id, file in self.con.execute(
-                    "SELECT id, file FROM flow_segments ORDER BY id").fetchall():
+            for seg_id, file, chain in self.con.execute(
+                    "SELECT id, file, chain FROM flow_segments ORDER BY id").fetchall():
                 source = f"read_parquet({sql_literal(self._segment_path(file))}) AS flows"
                 hit = self.con.execute(
                     f"SELECT 1 FROM {source} WHERE {where} LIMIT 1", params).fetchone()
@@ -258,11 +258,9 @@ class Workspace:
                     continue
                 new = self.write_segment(
                     f"SELECT * FROM {source} WHERE ({where}) IS NOT TRUE", params)
-                self._registered.add(new)
+                self.con.execute("DELETE FROM flow_segments WHERE id = ?", [seg_id])
                 self._retired.append(self._segment_path(file))
-                self.con.execute(
-                    "UPDATE flow_segments SET file = ?, rows = (SELECT count(*) FROM "
-                    f"read_parquet({sql_literal(new)})) WHERE id = ?", [self._segment_name(new), seg_id])
+                self._add_segment(new, chain)  # nothing left: the segment is gone
             self._refresh_views()
             self._bump_generation()
 
@@ -291,14 +289,23 @@ class Workspace:
         except OSError as exc:
             raise WorkspaceError(f"cannot write the ledger segment {path}: {exc}") from exc
         except duckdb.IOException as exc:  # the disk is full, the folder read-only, ...
-            if str(path) not in str(exc) and SEGMENTS_DIR not in str(exc):
+            if str(folder) not in str(exc):
                 raise  # an input file that could not be read: the caller names it
             raise WorkspaceError(f"cannot write the ledger segment {path}: "
                                  f"{str(exc).splitlines()[0]}") from exc
         return path
 
     def register_segment(self, path: Path, chain: str) -> int:
-        """Make a file of `write_segment` part of the ledger; returns its number of flows."""
+        """Make a file of `write_segment` part of the ledger; returns its number of flows.
+
+        An empty file is not registered (it goes when the transaction ends)."""
+        rows = self._add_segment(path, chain)
+        if rows:
+            self._refresh_views()
+            self._bump_generation()
+        return rows
+
+    def _add_segment(self, path: Path, chain: str) -> int:
         if path not in self._written:
             raise ValueError(f"{path} was not written in this transaction")
         row = self.con.execute(
@@ -306,11 +313,10 @@ class Workspace:
             f"read_parquet({sql_literal(path)})) FROM flow_segments").fetchone()
         assert row is not None
         seg_id, rows = int(row[0]), int(row[1])
-        self.con.execute("INSERT INTO flow_segments VALUES (?, ?, ?, ?)",
-                         [seg_id, self._segment_name(path), chain, rows])
-        self._registered.add(path)
-        self._refresh_views()
-        self._bump_generation()
+        if rows:
+            self.con.execute("INSERT INTO flow_segments VALUES (?, ?, ?, ?)",
+                             [seg_id, self._segment_name(path), chain, rows])
+            self._registered.add(path)
         return rows
 
     def _segment_path(self, name: str) -> Path:
@@ -428,7 +434,8 @@ def open_workspace(
     return ws
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, name: str, kind: str = "BASE TABLE") -> bool:
+def has_table(con: duckdb.DuckDBPyConnection, name: str, kind: str = "BASE TABLE") -> bool:
+    """Whether the workspace's database has this table (of `main`, not temporary)."""
     return con.execute(
         "SELECT 1 FROM information_schema.tables WHERE table_schema = 'main' "
         "AND table_name = ? AND table_type = ?", [name, kind]).fetchone() is not None
@@ -436,7 +443,7 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str, kind: str = "BASE TABL
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     """Workspaces from before segments kept every flow in the table `flows`."""
-    if _has_table(con, "flows"):
+    if has_table(con, "flows"):
         con.execute("DROP VIEW IF EXISTS ledger")
         con.execute("ALTER TABLE flows RENAME TO flow_rows")
 
@@ -445,10 +452,10 @@ def _read_only_views(ws: Workspace) -> None:
     """The stored views name segment files by absolute path; a workspace folder that was
     moved or copied since its last writable open gets this connection's own views."""
     con = ws.con
-    if _has_table(con, "flows"):  # not yet migrated: one table, nothing to find
+    if has_table(con, "flows"):  # not yet migrated: one table, nothing to find
         con.execute("CREATE TEMP VIEW flows_rid AS SELECT rowid AS rid, * FROM flows")
         return
-    if not _has_table(con, "flow_segments"):
+    if not has_table(con, "flow_segments"):
         return  # an empty database file
     row = con.execute("SELECT file FROM flow_segments LIMIT 1").fetchone()
     if row is not None and str(ws._segment_path(str(row[0]))) not in str(con.execute(

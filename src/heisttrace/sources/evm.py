@@ -887,11 +887,8 @@ def _store_flows(con: duckdb.DuckDBPyConnection, prep: Prepared, chain: str,
                "ANTI JOIN flows f ON f.chain = n.chain AND f.tx_hash = n.tx_hash AND "
                "f.ordinal = n.ordinal")
         if segment_of is not None and res.flows_seen >= SEGMENT_MIN_FLOWS:
-            path = segment_of.write_segment(new)
-            # nothing new (the same export again): the file goes when the transaction ends
-            if con.execute(f"SELECT 1 FROM read_parquet({sql_literal(path)}) LIMIT 1"
-                           ).fetchone() is not None:
-                segment_of.register_segment(path, chain)
+            # nothing new (the same export again) registers nothing; the file goes
+            segment_of.register_segment(segment_of.write_segment(new), chain)
         else:
             con.execute(f"INSERT INTO flow_rows {new}")
         after = int(con.execute("SELECT count(*) FROM flows").fetchone()[0])  # type: ignore[index]
